@@ -1,0 +1,3 @@
+module belt/bench/peers/go/chan
+
+go 1.19

@@ -1,0 +1,139 @@
+/* belt/pool.h: a pool of worker threads that run jobs and reply on a channel.
+ *
+ * The shape (what `belt run` is built on, and what library users get):
+ *
+ *     belt_chan *results = belt_chan_unbounded(sizeof(belt_result *));
+ *     belt_pool_options o; belt_pool_options_init(&o); o.workers = 4;
+ *     belt_pool *p;  belt_pool_create(&p, &o, results);
+ *     for (...) belt_pool_submit(p, &jobs[i]);      // dispatcher side
+ *     ... belt_chan_recv(results, &r) ... belt_result_free(r);
+ *     belt_pool_shutdown(p);  belt_pool_free(p);
+ *
+ * The dispatcher (the caller of submit) sends each job over a job channel
+ * chosen by the policy; each worker runs jobs and sends one belt_result* per
+ * job on the results channel, which the caller owns and drains.  Every job
+ * that submit accepted (BELT_OK) gets exactly one result, whether it ran,
+ * failed, or was canceled; a job that submit refused gets none.
+ *
+ * Policies (`policy` option, same names as the config's "policy"):
+ *   "shared"        one MPMC job channel all workers pull from (default)
+ *   "round-robin"   per-worker channels, chosen in turn
+ *   "random"        per-worker channels, chosen uniformly at random
+ *   "least-loaded"  the worker with the fewest queued + running jobs
+ *   "power-of-two"  two workers sampled at random, the less loaded one
+ *   "power-of-d"    `d` workers sampled at random, the least loaded one
+ * Other policies come with `belt experiment`; belt_pool_policy_names() lists
+ * what this build has.
+ *
+ * Draining: workers block sending on a full bounded results channel, so the
+ * caller must keep receiving (or use an unbounded results channel) while
+ * jobs run, and also while belt_pool_shutdown() waits.
+ *
+ * Threads: belt_pool_submit() may be called from several threads at once;
+ * belt_pool_shutdown() and belt_pool_cancel() from any thread, also while
+ * another thread is blocked in submit or in shutdown.  belt_pool_free() must
+ * not run concurrently with any other call on the same pool.  Every worker
+ * thread is joined by belt_pool_shutdown(), belt_pool_cancel() or
+ * belt_pool_free(); every child process a job starts is reaped before its
+ * result is sent.  No call here busy-waits; pools share no state.
+ */
+#ifndef BELT_POOL_H
+#define BELT_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "belt/chan.h"
+#include "belt/job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct belt_pool belt_pool;
+
+/* Most worker threads a pool accepts. */
+#define BELT_POOL_MAX_WORKERS 4096u
+
+typedef struct belt_pool_options {
+    unsigned workers;      /* 0: the number of online CPUs; at most
+                            * BELT_POOL_MAX_WORKERS */
+    const char *policy;    /* NULL: "shared" */
+    size_t queue_capacity; /* per job channel; 0: the default, 64 * workers
+                            * (shared) or 64 (per-worker).  submit blocks
+                            * while the chosen channel is full */
+    uint64_t seed;         /* for the random policies; 0: any (time-based) */
+    unsigned d;            /* "power-of-d": workers sampled; 0: 2 */
+} belt_pool_options;
+
+/* Fills o with the defaults above.  Can't fail. */
+void belt_pool_options_init(belt_pool_options *o);
+
+/* Starts a pool of worker threads.  `results` is a channel of belt_result *
+ * (elem_size must be sizeof(belt_result *)); the pool takes its own
+ * reference (dropped by belt_pool_free()) and sends one result per accepted
+ * job on it.  The pool never closes `results`; if the caller closes it, the
+ * results that can no longer be sent are freed.
+ * On success stores the pool in *out and returns BELT_OK.  On failure
+ * returns BELT_EINVAL (out, o or results NULL, wrong elem_size, workers
+ * above BELT_POOL_MAX_WORKERS, unknown policy, a queue_capacity too large to
+ * address), BELT_ENOMEM, or BELT_ESYS (a thread, mutex or eventfd could not
+ * be created; errno says why; any threads started were joined); *out is
+ * then untouched and nothing is left allocated. */
+int belt_pool_create(belt_pool **out, const belt_pool_options *o,
+                     belt_chan *results);
+
+/* Hands job to a worker chosen by the policy, blocking while that worker's
+ * queue (or the shared queue) is full.  The job is not copied: it must stay
+ * valid and unchanged until its result is received.  The result's
+ * queued_ns is stamped here.  Returns BELT_OK (exactly one result will
+ * come), or, with the job not taken and no result to come: BELT_CLOSED
+ * (shutdown or cancel began, also while submit was blocked), BELT_ENOMEM
+ * (its result could not be allocated), BELT_EINVAL (p or job NULL). */
+int belt_pool_submit(belt_pool *p, const belt_job *job);
+
+/* Graceful shutdown: takes no more jobs, lets the workers finish every job
+ * already submitted (their results are sent), and joins the workers.
+ * Blocks until every worker has exited, including when another thread's
+ * shutdown or cancel does the joining.  Idempotent; a cancel during or after
+ * it is allowed.  Returns BELT_OK, or BELT_EINVAL for NULL. */
+int belt_pool_shutdown(belt_pool *p);
+
+/* Cancel: takes no more jobs, runs none of the queued ones (each gets a
+ * result with status CANCELED and 0 attempts), terminates running jobs
+ * (process groups get SIGTERM, then SIGKILL after their grace period; sleep
+ * and spin jobs stop at once; they get status CANCELED), and joins the
+ * workers.  Wakes a submit blocked on a full queue (it returns BELT_CLOSED)
+ * and hurries a shutdown in progress.  Not async-signal-safe (it joins).
+ * Idempotent.  Returns BELT_OK, or BELT_EINVAL for NULL. */
+int belt_pool_cancel(belt_pool *p);
+
+/* Number of worker threads.  0 for NULL.  Can't fail. */
+unsigned belt_pool_workers(const belt_pool *p);
+
+/* Per-worker busy time so far (time spent running jobs, CLOCK_MONOTONIC),
+ * in nanoseconds: fills busy_ns[0 .. min(n, workers)) and returns the number
+ * of workers (0 for NULL p; busy_ns may be NULL when n is 0).  A snapshot:
+ * each entry is updated by its worker after every job.  Can't fail. */
+unsigned belt_pool_busy(const belt_pool *p, int64_t *busy_ns, unsigned n);
+
+/* Shuts down (as belt_pool_shutdown(), so it waits for queued jobs) if not
+ * yet done, then frees the pool and drops its reference to the results
+ * channel (results already sent stay there).  NULL is a no-op. */
+void belt_pool_free(belt_pool *p);
+
+/* NULL-terminated list of the policy names this build knows, in static
+ * storage.  Can't fail. */
+const char *const *belt_pool_policy_names(void);
+
+/* (Implemented by the executor, src/exec.c.)  Runs one job in the calling thread with the same executor the workers use
+ * (exec, sleep, spin, noop; retries, timeout, output) and returns its result,
+ * owned by the caller (worker is recorded in it), or NULL when memory runs
+ * out.  Blocks until the job and all its attempts are done. */
+belt_result *belt_run_job(const belt_job *job, int worker);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BELT_POOL_H */

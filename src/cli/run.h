@@ -1,0 +1,172 @@
+/* run.h: the pieces of `belt run` shared by its files (internal).
+ *
+ *   run.c        options, config mode, the engine (dispatch/collect loop)
+ *   quick.c      quick mode: one job per input line, xargs/parallel style
+ *   progress.c   the live progress line
+ *   run_signal.c SIGINT/SIGTERM plumbing (self-pipe and a thread)
+ *   run_output.c results file, job log, reorder buffer, grouped output
+ *   validate.c   `belt validate`
+ */
+#ifndef BELT_CLI_RUN_H
+#define BELT_CLI_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "belt/chan.h"
+#include "belt/job.h"
+#include "report.h"
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct belt__run_opts {
+    const char *config_path;  /* config mode; NULL in quick mode */
+    const char *workers_arg;  /* -j as given, or NULL */
+    const char *policy;       /* --policy, or NULL */
+    const char *results_path; /* --results, or NULL (see belt(1)) */
+    const char *resume_path;  /* --resume */
+    const char *joblog_path;  /* --joblog */
+    const char *command;      /* --command: quick mode */
+    const char *arg_file;     /* -a: quick mode input, NULL: stdin */
+    bool dry_run, halt_on_error, keep_order, quiet;
+    bool line_buffer;         /* quick mode: BELT_OUTPUT_LINES */
+    bool null_sep;            /* quick mode: -0, inputs end with NUL */
+    bool have_timeout;
+    int64_t timeout_ns;       /* --timeout; 0 disables timeouts */
+    bool have_retries;
+    unsigned retries;         /* --retries */
+    unsigned workers;         /* resolved worker count (>= 1) */
+} belt__run_opts;
+
+/* Resolves "-j" text: "N", "0" (online CPUs) or "P%" (of online CPUs, at
+ * least 1).  Returns 0 and stores the count, or -1 with a message in msg. */
+int belt__parse_workers(const char *text, unsigned *out, char *msg,
+                        size_t msg_size);
+
+/* Online CPUs (at least 1). */
+unsigned belt__cpus(void);
+
+/* ---- the engine -------------------------------------------------------- */
+
+/* Where jobs come from.  Exactly one of next/feed is set. */
+typedef struct belt__source {
+    void *ctx;
+    /* A job ready to run now, or NULL (config mode: the scheduler). */
+    const belt_job *(*next)(void *ctx);
+    /* Or: a channel of `belt_job *` (quick mode), closed after the last. */
+    belt_chan *feed;
+    /* A result for a job that will not run, or NULL.  May be NULL. */
+    belt_result *(*unrun)(void *ctx);
+    /* r is written out: its job may be freed now.  r->job is dangling
+     * afterwards; r stays the engine's. */
+    void (*done)(void *ctx, belt_result *r);
+    /* next mode: true once every job has been handed out and done. */
+    bool (*finished)(void *ctx);
+    /* Stop handing out jobs (interrupt, halt).  May be NULL. */
+    void (*cancel)(void *ctx, const char *why);
+    /* True if r is a job skipped because a previous run did it. */
+    bool (*resumed)(const belt_result *r);
+    uint64_t total;        /* jobs in all; 0 when not known in advance */
+    bool group_output;     /* copy each job's output to stdout/stderr */
+    bool halt_in_engine;   /* the engine (not the source) halts on error */
+    size_t order_window;   /* keep-order: most results held; 0: no limit */
+} belt__source;
+
+/* Runs every job of src on a pool per o, writing results, job log,
+ * progress and summary.  Returns the exit status (0, 1, 130, 143). */
+int belt__run_engine(const belt__run_opts *o, belt__source *src);
+
+/* ---- quick mode ---------------------------------------------------------- */
+
+/* `belt run --command CMD [-a FILE]`.  Returns the exit status. */
+int belt__run_quick(belt__run_opts *o);
+
+/* Builds the command for one argument: every "{}" in cmd replaced by arg
+ * shell-quoted, or, when cmd has no "{}", arg quoted and appended after a
+ * space.  Returns a malloc'd string or NULL when memory runs out. */
+char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len);
+
+/* ---- progress line ----------------------------------------------------- */
+
+typedef struct belt__progress {
+    bool enabled;
+    bool drawn;            /* a line is on screen */
+    uint64_t total;        /* 0: unknown */
+    int64_t start_ns;      /* CLOCK_MONOTONIC */
+    int64_t last_draw_ns;
+} belt__progress;
+
+#define BELT__PROGRESS_INTERVAL_NS 100000000LL /* at most 10 redraws/s */
+
+void belt__progress_init(belt__progress *p, bool enabled, uint64_t total,
+                         int64_t now_ns);
+/* How long the engine may wait before the next redraw is due: -1 (forever)
+ * when disabled. */
+int64_t belt__progress_wait_ns(const belt__progress *p, int64_t now_ns);
+/* Redraws if due (or if force). */
+void belt__progress_draw(belt__progress *p, const belt__stats *st,
+                         uint64_t running, int64_t now_ns, bool force);
+/* Erases the line (before other output goes to the terminal). */
+void belt__progress_clear(belt__progress *p);
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in ns. */
+int64_t belt__cli_now(void);
+
+/* ---- signals ------------------------------------------------------------ */
+
+typedef struct belt__sig belt__sig;
+
+/* Installs SIGINT/SIGTERM handlers (and a no-op SIGPIPE handler, so writes
+ * to a closed pipe fail with EPIPE instead of killing belt and orphaning
+ * jobs) and starts the thread that reads the self-pipe.  On the first
+ * signal the thread records it and sends a NULL element on `wake` (a
+ * channel of belt_result *) so the engine looks; on the second it kills the
+ * process groups of belt's children with SIGKILL and exits at once.
+ * Returns 0, or -1 with errno set. */
+int belt__sig_start(belt__sig **out, belt_chan *wake);
+/* The first signal caught, or 0.  Any thread. */
+int belt__sig_caught(belt__sig *s);
+/* Stops the thread, restores the handlers, frees.  NULL is a no-op. */
+void belt__sig_stop(belt__sig *s);
+/* Sends SIGKILL to the process group of every child of this process. */
+void belt__kill_children(void);
+
+/* ---- output: results file, job log, reorder buffer --------------------- */
+
+typedef struct belt__out belt__out;
+
+/* One finished job waiting to be written: its JSON line (may be NULL) and,
+ * in quick mode, its result with the grouped output to copy out. */
+typedef struct belt__pending {
+    uint64_t seq;
+    char *line;
+    size_t len;
+    belt_result *r;
+} belt__pending;
+
+/* Opens what o asks for: the results file (fd 1 for "-"; appended to when it
+ * is the --resume file), the job log.  Returns 0, or -1 after printing why. */
+int belt__out_open(belt__out **out, const belt__run_opts *o,
+                   const char *results_path, bool keep_order,
+                   belt__progress *progress);
+/* True when the results file is the --resume file (appended to; jobs
+ * skipped as already done are not written again). */
+bool belt__out_appends(const belt__out *w);
+/* Takes p (its line and result): writes now, or holds it until every
+ * earlier seq was written (keep-order).  Returns 0, or -1 on a write error
+ * (printed once; later writes are dropped). */
+int belt__out_put(belt__out *w, belt__pending p);
+/* Results held for ordering now. */
+size_t belt__out_held(const belt__out *w);
+/* Writes a job-log line for r (if a job log is open). */
+void belt__out_joblog(belt__out *w, const belt_result *r);
+/* Writes whatever is still held (in seq order), closes, frees.  Returns 0
+ * or -1 if any write failed. */
+int belt__out_close(belt__out *w);
+/* Copies a result's grouped output (spooled fds, or captured text) to fds 1
+ * and 2 as one block each. */
+void belt__copy_group_output(belt_result *r);
+
+#endif /* BELT_CLI_RUN_H */

@@ -1,0 +1,302 @@
+/* run_output.c: where `belt run` writes what happened.
+ *
+ * The results file gets one JSON line per job, written with one write(2)
+ * per line as the job's result is taken, so a crash or a SIGKILL of belt
+ * loses nothing that was reported finished (no stdio buffer sits between a
+ * finished job and the file).  "-" means fd 1.  When the results file is the
+ * same file as --resume (same device and inode), it is opened for appending
+ * and the jobs skipped as already done are not written again: the file then
+ * holds every run's lines, and resuming from it again works (the scheduler
+ * looks for any "ok" line per id).
+ *
+ * --keep-order: results are written in seq (config or input) order.  A
+ * result that ends early waits in a reorder buffer, a binary min-heap of
+ * pending entries keyed by seq; after every insertion the heap is drained
+ * while its top is the next seq to write.  Each seq is put exactly once
+ * (every job gets one result: ran, skipped or canceled), so the buffer
+ * always drains completely at the end.  What is held: config mode, the
+ * serialised line; quick mode, the result itself with its spooled output
+ * (two open fds), which is why quick mode bounds the buffer (run.c).
+ *
+ * The job log (--joblog) is GNU parallel's format (report.c), written in
+ * completion order as parallel does, one flushed line per job that ran.
+ *
+ * Grouped output (quick mode): each job's stdout, then its stderr, copied
+ * from the executor's spool files to fd 1 and 2 as one block each.  Only the
+ * engine thread writes to fds 1 and 2, so two jobs' blocks never interleave.
+ * The progress line is erased before anything is written to the terminal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/run.h"
+
+struct belt__out {
+    int res_fd;              /* results, or -1 */
+    bool res_own;            /* close res_fd at the end */
+    bool res_failed;         /* a write failed; later ones are dropped */
+    bool appending;          /* results file is the --resume file */
+    const char *res_name;
+    FILE *joblog;
+    bool joblog_failed;
+    const char *joblog_name;
+    bool keep_order;
+    uint64_t next_seq;       /* keep-order: the next seq to write */
+    belt__pending *heap;     /* keep-order: min-heap on seq */
+    size_t n, cap;
+    belt__progress *progress;
+};
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+int belt__out_open(belt__out **out, const belt__run_opts *o,
+                   const char *results_path, bool keep_order,
+                   belt__progress *progress)
+{
+    belt__out *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        fprintf(stderr, "belt run: out of memory\n");
+        return -1;
+    }
+    w->res_fd = -1;
+    w->keep_order = keep_order;
+    w->progress = progress;
+    if (results_path && strcmp(results_path, "-") == 0) {
+        w->res_fd = STDOUT_FILENO;
+        w->res_name = "standard output";
+    } else if (results_path) {
+        w->appending = o->resume_path && same_file(results_path,
+                                                   o->resume_path);
+        w->res_fd = open(results_path,
+                         O_WRONLY | O_CREAT | O_CLOEXEC |
+                             (w->appending ? O_APPEND : O_TRUNC),
+                         0666);
+        if (w->res_fd < 0) {
+            fprintf(stderr, "belt run: cannot open results file %s: %s\n",
+                    results_path, strerror(errno));
+            free(w);
+            return -1;
+        }
+        w->res_own = true;
+        w->res_name = results_path;
+    }
+    if (o->joblog_path) {
+        w->joblog_name = o->joblog_path;
+        w->joblog = strcmp(o->joblog_path, "-") == 0
+                        ? stdout
+                        : fopen(o->joblog_path, "we");
+        if (w->joblog == NULL) {
+            fprintf(stderr, "belt run: cannot open job log %s: %s\n",
+                    o->joblog_path, strerror(errno));
+            if (w->res_own)
+                close(w->res_fd);
+            free(w);
+            return -1;
+        }
+        if (belt__joblog_header(w->joblog) != 0)
+            w->joblog_failed = true;
+    }
+    *out = w;
+    return 0;
+}
+
+bool belt__out_appends(const belt__out *w)
+{
+    return w->appending;
+}
+
+/* Writes p now and frees what it holds. */
+static int emit(belt__out *w, belt__pending *p)
+{
+    int rc = 0;
+    if (p->line && w->res_fd >= 0 && !w->res_failed) {
+        if (w->res_fd == STDOUT_FILENO && isatty(STDOUT_FILENO))
+            belt__progress_clear(w->progress);
+        if (write_all(w->res_fd, p->line, p->len) != 0) {
+            belt__progress_clear(w->progress);
+            fprintf(stderr, "belt run: writing results to %s: %s\n",
+                    w->res_name, strerror(errno));
+            w->res_failed = true;
+            rc = -1;
+        }
+    }
+    free(p->line);
+    p->line = NULL;
+    if (p->r) {
+        belt__progress_clear(w->progress);
+        belt__copy_group_output(p->r);
+        belt_result_free(p->r);
+        p->r = NULL;
+    }
+    return rc;
+}
+
+static void heap_swap(belt__pending *a, belt__pending *b)
+{
+    belt__pending t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void heap_push(belt__out *w, belt__pending p)
+{
+    size_t i = w->n++;
+    w->heap[i] = p;
+    while (i > 0 && w->heap[(i - 1) / 2].seq > w->heap[i].seq) {
+        heap_swap(&w->heap[(i - 1) / 2], &w->heap[i]);
+        i = (i - 1) / 2;
+    }
+}
+
+static belt__pending heap_pop(belt__out *w)
+{
+    belt__pending top = w->heap[0];
+    w->heap[0] = w->heap[--w->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->n && w->heap[l].seq < w->heap[m].seq)
+            m = l;
+        if (r < w->n && w->heap[r].seq < w->heap[m].seq)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(&w->heap[i], &w->heap[m]);
+        i = m;
+    }
+    return top;
+}
+
+int belt__out_put(belt__out *w, belt__pending p)
+{
+    if (!w->keep_order)
+        return emit(w, &p);
+    if (w->n == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 64;
+        belt__pending *nh = realloc(w->heap, ncap * sizeof *nh);
+        if (nh == NULL) {
+            /* Cannot hold it: write it out of order rather than lose it. */
+            return emit(w, &p);
+        }
+        w->heap = nh;
+        w->cap = ncap;
+    }
+    heap_push(w, p);
+    int rc = 0;
+    while (w->n > 0 && w->heap[0].seq <= w->next_seq) {
+        belt__pending q = heap_pop(w);
+        if (q.seq == w->next_seq)
+            w->next_seq++;
+        rc |= emit(w, &q);
+    }
+    return rc;
+}
+
+size_t belt__out_held(const belt__out *w)
+{
+    return w->n;
+}
+
+void belt__out_joblog(belt__out *w, const belt_result *r)
+{
+    if (w->joblog == NULL || w->joblog_failed || r->attempts == 0)
+        return;
+    uint64_t receive = r->out_len;
+    struct stat st;
+    if (r->out_fd >= 0 && fstat(r->out_fd, &st) == 0)
+        receive = (uint64_t)st.st_size;
+    char *cmd = r->job ? belt__job_command(r->job) : NULL;
+    if (belt__joblog_line(w->joblog, r, cmd, receive) != 0) {
+        belt__progress_clear(w->progress);
+        fprintf(stderr, "belt run: writing job log %s: %s\n", w->joblog_name,
+                strerror(errno));
+        w->joblog_failed = true;
+    }
+    free(cmd);
+}
+
+int belt__out_close(belt__out *w)
+{
+    if (w == NULL)
+        return 0;
+    int rc = 0;
+    /* Normally empty: every seq came.  After an error, write what is held
+     * in order anyway. */
+    while (w->n > 0) {
+        belt__pending q = heap_pop(w);
+        rc |= emit(w, &q);
+    }
+    free(w->heap);
+    if (w->res_own && close(w->res_fd) != 0 && !w->res_failed) {
+        fprintf(stderr, "belt run: closing results file %s: %s\n",
+                w->res_name, strerror(errno));
+        rc = -1;
+    }
+    if (w->res_failed)
+        rc = -1;
+    if (w->joblog && w->joblog != stdout && fclose(w->joblog) != 0 &&
+        !w->joblog_failed) {
+        fprintf(stderr, "belt run: closing job log %s: %s\n", w->joblog_name,
+                strerror(errno));
+        rc = -1;
+    }
+    if (w->joblog == stdout)
+        fflush(stdout);
+    if (w->joblog_failed)
+        rc = -1;
+    free(w);
+    return rc;
+}
+
+/* Copies everything from fd (from offset 0) to out. */
+static void copy_fd(int fd, int out)
+{
+    char buf[65536];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += n;
+        if (write_all(out, buf, (size_t)n) != 0)
+            break; /* the reader went away; nothing better to do */
+    }
+}
+
+void belt__copy_group_output(belt_result *r)
+{
+    if (r->out_fd >= 0)
+        copy_fd(r->out_fd, STDOUT_FILENO);
+    else if (r->out && r->out_len)
+        write_all(STDOUT_FILENO, r->out, r->out_len);
+    if (r->err_fd >= 0)
+        copy_fd(r->err_fd, STDERR_FILENO);
+    else if (r->err && r->err_len)
+        write_all(STDERR_FILENO, r->err, r->err_len);
+}
