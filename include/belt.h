@@ -7,5 +7,8 @@
 #include "belt/version.h"
 #include "belt/error.h"
 #include "belt/chan.h"
+#include "belt/job.h"
+#include "belt/pool.h"
+#include "belt/config.h"
 
 #endif /* BELT_H */

@@ -6,7 +6,9 @@
 # (through sudo when not root).  Does nothing on a machine that has them all;
 # on a system without dpkg it only warns, and configure reports what's missing.
 
-BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev"
+# jq: the CLI tests read result lines with it.  clang and libclang-rt-dev:
+# the libFuzzer run of the config parser.
+BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev"
 
 belt_install_deps() {
     local pkg missing=() sudo=()

@@ -47,6 +47,9 @@ void belt__queue_push(belt__queue *q, belt__entry *e)
         q->head = e;
     q->tail = e;
     e->linked = true;
+    atomic_store_explicit(&q->len,
+                          atomic_load_explicit(&q->len, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 void belt__queue_unlink(belt__queue *q, belt__entry *e)
@@ -61,6 +64,9 @@ void belt__queue_unlink(belt__queue *q, belt__entry *e)
         q->tail = e->prev;
     e->prev = e->next = NULL;
     e->linked = false;
+    atomic_store_explicit(&q->len,
+                          atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
 }
 
 bool belt__queue_has_live(const belt__queue *q, const belt__waiter *self)
@@ -233,16 +239,64 @@ static int wait_entry(belt_chan *ch, belt__queue *q, belt__entry *e,
     return e->w->status;
 }
 
-/* One blocking operation: kind is BELT_OP_SEND or BELT_OP_RECV. */
+/* A lock-free guess at whether op `kind` could complete now: the buffer's
+ * count and the queue lengths are read without the lock, so the answer may be
+ * stale; it only decides whether spinning is worth another locked try. */
+static bool ready_hint(const belt_chan *ch, int kind)
+{
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
+        return true;
+    size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
+    if (kind == BELT_OP_RECV)
+        return count > 0 ||
+               atomic_load_explicit(&ch->sendq.len, memory_order_relaxed) > 0;
+    if (ch->flavor == BELT__ARRAY && count < ch->cap)
+        return true;
+    return atomic_load_explicit(&ch->recvq.len, memory_order_relaxed) > 0;
+}
+
+#ifndef BELT__PRESPIN_STEPS
+#define BELT__PRESPIN_STEPS 7 /* 2^0 + ... + 2^6 = 127 pauses at most */
+#endif
+
+/* One operation that may block: kind is BELT_OP_SEND or BELT_OP_RECV.
+ *
+ * Before it links an entry and parks, an operation that found nothing spins
+ * a little (crossbeam's Backoff::spin), watching ready_hint() and retrying
+ * under the lock when the hint turns true: a counterpart that arrives within
+ * a microsecond then costs neither side a system call.  A rendezvous sender
+ * does not pre-spin: it can only become ready once a receiver has linked an
+ * entry, so it links its own at once and lets the receiver find it. */
 static int chan_op(belt_chan *ch, int kind, void *elem, int64_t timeout_ns)
 {
     if (!ch || !elem)
         return BELT_EINVAL;
     belt__handoff h;
+    int not_ready = kind == BELT_OP_SEND ? BELT_FULL : BELT_EMPTY;
     belt__lock(ch);
     int rc = kind == BELT_OP_SEND ? belt__try_send_locked(ch, elem, &h)
                                   : belt__try_recv_locked(ch, elem, &h);
-    int not_ready = kind == BELT_OP_SEND ? BELT_FULL : BELT_EMPTY;
+    if (rc == not_ready && timeout_ns != 0 &&
+        !(kind == BELT_OP_SEND && ch->flavor == BELT__ZERO)) {
+        for (int step = 0; step < BELT__PRESPIN_STEPS; step++) {
+            belt__unlock(ch);
+            bool hint = false;
+            for (int i = 0; i < (1 << step) && !(hint = ready_hint(ch, kind)); i++)
+                belt__cpu_relax();
+            belt__lock(ch);
+            if (!hint)
+                continue;
+            rc = kind == BELT_OP_SEND ? belt__try_send_locked(ch, elem, &h)
+                                      : belt__try_recv_locked(ch, elem, &h);
+            if (rc != not_ready)
+                break;
+        }
+        /* The last hint was read before we relocked: try once more under
+         * the lock, or we could link an entry while a counterpart waits. */
+        if (rc == not_ready)
+            rc = kind == BELT_OP_SEND ? belt__try_send_locked(ch, elem, &h)
+                                      : belt__try_recv_locked(ch, elem, &h);
+    }
     if (rc != not_ready || timeout_ns == 0) {
         belt__unlock(ch);
         belt__handoff_finish(ch, &h);

@@ -145,11 +145,13 @@ static void *worker_main(void *arg)
 
     belt_result *r;
     while (belt_chan_recv(w->jobs, &r) == BELT_OK) {
-        int64_t t0 = now_ns(CLOCK_MONOTONIC);
         /* Runs the job, or, once the token fired, answers CANCELED with 0
          * attempts without running it.  Can't fail. */
         belt__exec_job_into(r, r->job, (int)w->index, &p->cancel);
-        busy += now_ns(CLOCK_MONOTONIC) - t0;
+        /* Busy time is the attempts' own measured durations (backoff waits
+         * between retries are idle time); no extra clock reads per job. */
+        for (unsigned i = 0; i < r->attempts; i++)
+            busy += r->attempt_log[i].duration_ns;
         atomic_store_explicit(&w->busy_ns, busy, memory_order_relaxed);
         if (per_worker)
             atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
