@@ -40,8 +40,6 @@ typedef struct belt__entry {
 
 typedef struct belt__queue {
     belt__entry *head, *tail;
-    _Atomic size_t len; /* entries linked; written under the lock, read
-                         * without it as a hint by the pre-block spin */
 } belt__queue;
 
 /* A block of the unbounded flavour's linked list of slots. */

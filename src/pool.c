@@ -132,6 +132,34 @@ static void close_job_channels(belt_pool *p)
 
 /* ---- the worker ----------------------------------------------------------- */
 
+/* Sends a worker's finished results; those the caller's closed `results`
+ * refuses nobody will receive, so they are ours to free. */
+static void flush_results(belt_pool *p, belt_result **done, size_t n)
+{
+    size_t sent = 0;
+    if (n == 0)
+        return;
+    /* The send publishes everything the executor wrote into each result. */
+    belt_chan_send_many(p->results, done, n, &sent);
+    for (size_t i = sent; i < n; i++)
+        belt_result_free(done[i]);
+}
+
+/* Batching.  A worker takes up to BELT__POOL_BATCH jobs per receive and
+ * sends the results of quick jobs together, so that a stream of tiny jobs
+ * costs one lock round trip (and at most one wake-up) per batch instead of
+ * per job: on 2 cores with more threads than cores, wake-ups and context
+ * switches are most of the cost of a noop job.  To keep load balancing
+ * fair, a worker on the shared queue takes only its share (queued / workers,
+ * at least 1), so it never hoards jobs another worker could start; a
+ * per-worker queue holds only jobs already assigned to this worker.  And a
+ * worker batches only after a quick job (under BELT__POOL_QUICK_NS): one
+ * running real commands takes one job at a time, so the queue capacity the
+ * caller chose stays the backpressure it gets, and a job that ran long has
+ * its result sent at once, never held back behind others. */
+#define BELT__POOL_BATCH 16
+#define BELT__POOL_QUICK_NS 1000000 /* 1 ms */
+
 static void *worker_main(void *arg)
 {
     pool_worker *w = arg;
@@ -143,23 +171,41 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "belt-w%u", w->index);
     pthread_setname_np(pthread_self(), name); /* cosmetic; may fail */
 
-    belt_result *r;
-    while (belt_chan_recv(w->jobs, &r) == BELT_OK) {
-        /* Runs the job, or, once the token fired, answers CANCELED with 0
-         * attempts without running it.  Can't fail. */
-        belt__exec_job_into(r, r->job, (int)w->index, &p->cancel);
-        /* Busy time is the attempts' own measured durations (backoff waits
-         * between retries are idle time); no extra clock reads per job. */
-        for (unsigned i = 0; i < r->attempts; i++)
-            busy += r->attempt_log[i].duration_ns;
-        atomic_store_explicit(&w->busy_ns, busy, memory_order_relaxed);
-        if (per_worker)
-            atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-        /* The send publishes everything the executor wrote into r.  It
-         * fails only if the caller closed `results`: nobody will receive
-         * r, so it is ours to free. */
-        if (belt_chan_send(p->results, &r) != BELT_OK)
-            belt_result_free(r);
+    belt_result *batch[BELT__POOL_BATCH], *done[BELT__POOL_BATCH];
+    bool quick = false; /* did the last job take under BELT__POOL_QUICK_NS? */
+    for (;;) {
+        size_t max = quick ? BELT__POOL_BATCH : 1;
+        if (quick && !per_worker) {
+            max = belt_chan_len(w->jobs) / p->n;
+            if (max < 1)
+                max = 1;
+            if (max > BELT__POOL_BATCH)
+                max = BELT__POOL_BATCH;
+        }
+        int got = belt_chan_recv_many(w->jobs, batch, max, -1);
+        if (got < 0)
+            break;
+        size_t ndone = 0;
+        for (int k = 0; k < got; k++) {
+            belt_result *r = batch[k];
+            /* Runs the job, or, once the token fired, answers CANCELED
+             * with 0 attempts without running it.  Can't fail. */
+            belt__exec_job_into(r, r->job, (int)w->index, &p->cancel);
+            /* Busy time is the attempts' own measured durations (backoff
+             * waits between retries are idle); no extra clock reads. */
+            for (unsigned i = 0; i < r->attempts; i++)
+                busy += r->attempt_log[i].duration_ns;
+            atomic_store_explicit(&w->busy_ns, busy, memory_order_relaxed);
+            if (per_worker)
+                atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+            done[ndone++] = r;
+            quick = r->duration_ns <= BELT__POOL_QUICK_NS;
+            if (!quick) {
+                flush_results(p, done, ndone);
+                ndone = 0;
+            }
+        }
+        flush_results(p, done, ndone);
     }
     return NULL;
 }

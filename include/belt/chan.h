@@ -118,6 +118,24 @@ int belt_chan_send_timeout(belt_chan *ch, const void *elem, int64_t timeout_ns);
  * of 0 returns BELT_EMPTY as try_recv does). */
 int belt_chan_recv_timeout(belt_chan *ch, void *out, int64_t timeout_ns);
 
+/* Batch receive: waits as belt_chan_recv_timeout() does until at least one
+ * element is there, then takes up to `max` elements in all, in order, into
+ * out[0 .. n) (out holds max * elem_size bytes), without blocking for the
+ * rest.  Returns n >= 1, or BELT_CLOSED (closed and drained), BELT_TIMEOUT,
+ * BELT_EMPTY (timeout 0 and nothing there) or BELT_EINVAL (max 0, NULLs).
+ * One lock round trip for the whole batch: the cheap way to drain a busy
+ * channel. */
+int belt_chan_recv_many(belt_chan *ch, void *out, size_t max,
+                        int64_t timeout_ns);
+
+/* Batch send: sends elems[0 .. n) in order, blocking as belt_chan_send()
+ * does whenever the channel is full, with as few lock round trips as the
+ * buffer allows.  Stores the number sent in *sent (may be NULL) and returns
+ * BELT_OK when all n were sent, else the error that stopped it (BELT_CLOSED,
+ * BELT_ENOMEM, BELT_EINVAL); elements from *sent on stay the caller's. */
+int belt_chan_send_many(belt_chan *ch, const void *elems, size_t n,
+                        size_t *sent);
+
 /* Closes the channel and wakes every blocked thread.  Idempotent; NULL is a
  * no-op.  Can't fail. */
 void belt_chan_close(belt_chan *ch);

@@ -1,0 +1,3 @@
+module belt/bench/peers/go/pool
+
+go 1.19
