@@ -329,6 +329,8 @@ belt__jobnode *belt__job_build(const belt_config *cfg, uint64_t seq)
     size_t nptr = (t->argv ? t->argc + 1 : 0) + (t->nenv ? t->nenv + 1 : 0);
     size_t head = sizeof(belt__jobnode);
     head = (head + sizeof(char *) - 1) / sizeof(char *) * sizeof(char *);
+    /* One block: the node, nptr pointers, then the strings they point at. */
+    // cppcheck-suppress pointerSize ; sizeof(char *): an array of pointers
     char *mem = malloc(head + nptr * sizeof(char *) + b.len);
     if (mem == NULL) {
         belt__buf_free(&b);
