@@ -10,5 +10,6 @@
 #include "belt/job.h"
 #include "belt/pool.h"
 #include "belt/config.h"
+#include "belt/stage.h"
 
 #endif /* BELT_H */

@@ -7,8 +7,10 @@
 # on a system without dpkg it only warns, and configure reports what's missing.
 
 # jq: the CLI tests read result lines with it.  clang and libclang-rt-dev:
-# the libFuzzer run of the config parser.
-BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev"
+# the libFuzzer run of the config parser.  libhiredis-dev, redis-server,
+# redis-tools: the Redis broker (belt worker, run --broker) and its tests.
+# gnuplot-nox: the plots of `belt experiment` (optional at run time).
+BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev redis-server redis-tools gnuplot-nox"
 
 belt_install_deps() {
     local pkg missing=() sudo=()

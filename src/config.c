@@ -73,9 +73,7 @@ static const char *const output_names[] = { "capture", "files", "group",
                                             NULL };
 
 /* Names other tools use for our keys: suggested before edit distance. */
-static const struct {
-    const char *alias, *key;
-} aliases[] = {
+static const belt__alias aliases[] = {
     { "depends_on", "after" }, { "depends", "after" }, { "needs", "after" },
     { "deps", "after" },       { "requires", "after" }, { "command", "run" },
     { "cmd", "run" },          { "script", "run" },     { "shell", "run" },
@@ -92,78 +90,12 @@ static const struct {
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static bool in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; list[i] != NULL; i++)
-        if (strcmp(s, list[i]) == 0)
-            return true;
-    return false;
-}
-
 static int list_index(const char *s, const char *const *list)
 {
     for (int i = 0; list[i] != NULL; i++)
         if (strcmp(s, list[i]) == 0)
             return i;
     return -1;
-}
-
-static void list_join(char *buf, size_t size, const char *const *list)
-{
-    belt__buf b = { 0 };
-    for (size_t i = 0; list[i] != NULL; i++) {
-        if (i > 0)
-            belt__buf_adds(&b, ", ");
-        belt__buf_adds(&b, list[i]);
-    }
-    snprintf(buf, size, "%s", belt__buf_str(&b));
-    belt__buf_free(&b);
-}
-
-static const char *tname(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
-    }
-}
-
-static belt__jpath jp_key(const belt__jpath *p, const char *key)
-{
-    belt__jpath q = p != NULL ? *p : (belt__jpath){ .n = 0 };
-    if (q.n < (int)(sizeof q.seg / sizeof q.seg[0])) {
-        q.seg[q.n].key = key;
-        q.seg[q.n].index = 0;
-        q.n++;
-    }
-    return q;
-}
-
-static belt__jpath jp_idx(const belt__jpath *p, size_t i)
-{
-    belt__jpath q = *p;
-    if (q.n < (int)(sizeof q.seg / sizeof q.seg[0])) {
-        q.seg[q.n].key = NULL;
-        q.seg[q.n].index = i;
-        q.n++;
-    }
-    return q;
-}
-
-static int oom(belt__lctx *c)
-{
-    if (c->err != NULL) {
-        c->err->line = c->err->column = 0;
-        c->err->path[0] = '\0';
-        snprintf(c->err->text, sizeof c->err->text, "out of memory");
-    }
-    return BELT_ENOMEM;
 }
 
 static char *dup_str(const char *s)
@@ -187,42 +119,25 @@ static int set_str(char **slot, const char *s)
 static int unknown_key(belt__lctx *c, const belt__jpath *p, const char *key,
                        const char *const *allowed)
 {
-    belt__jpath q = jp_key(p, key);
-    const char *hint = NULL;
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (strcmp(aliases[i].alias, key) == 0 &&
-            in_list(aliases[i].key, allowed))
-            hint = aliases[i].key;
-    if (hint == NULL)
-        hint = belt__suggest(key, allowed);
-    if (hint != NULL)
-        return belt__fail(c, &q, true, "unknown key \"%s\" (did you mean \"%s\"?)",
-                          key, hint);
-    char known[400];
-    list_join(known, sizeof known, allowed);
-    return belt__fail(c, &q, true, "unknown key \"%s\" (expected one of: %s)",
-                      key, known);
+    belt__jpath q = belt__jp_key(p, key);
+    const char *hint = belt__key_hint(key, allowed, aliases,
+                                      sizeof aliases / sizeof aliases[0]);
+    return belt__fail_unknown(c, &q, true, "key", key, allowed, hint);
 }
 
 /* Fails for an unknown name in an enumeration (policy, kind, output). */
 static int unknown_name(belt__lctx *c, const belt__jpath *p, const char *what,
                         const char *name, const char *const *names)
 {
-    const char *hint = belt__suggest(name, names);
-    if (hint != NULL)
-        return belt__fail(c, p, false, "unknown %s \"%s\" (did you mean \"%s\"?)",
-                          what, name, hint);
-    char known[400];
-    list_join(known, sizeof known, names);
-    return belt__fail(c, p, false, "unknown %s \"%s\" (expected one of: %s)",
-                      what, name, known);
+    return belt__fail_unknown(c, p, false, what, name, names, NULL);
 }
 
 static int want_string(belt__lctx *c, const belt__jpath *p, const json_t *v,
                        bool nonempty, const char **out)
 {
     if (!json_is_string(v))
-        return belt__fail(c, p, false, "expected a string (got %s)", tname(v));
+        return belt__fail(c, p, false, "expected a string (got %s)",
+                          belt__jtype(v));
     if (nonempty && json_string_length(v) == 0)
         return belt__fail(c, p, false, "must not be empty");
     *out = json_string_value(v);
@@ -428,7 +343,7 @@ static int tpl_from_defaults(belt__tpl *t, const belt__tpl *d)
 static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
                         json_t *v, belt__tpl *t, bool *handled)
 {
-    belt__jpath q = jp_key(p, key);
+    belt__jpath q = belt__jp_key(p, key);
     const char *s;
     int rc;
     *handled = true;
@@ -445,20 +360,20 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
         if (!json_is_object(v))
             return belt__fail(c, &q, false,
                               "expected an object of NAME: \"value\" (got %s)",
-                              tname(v));
+                              belt__jtype(v));
         const char *name;
         json_t *val;
         json_object_foreach(v, name, val) {
-            belt__jpath e = jp_key(&q, name);
+            belt__jpath e = belt__jp_key(&q, name);
             if (name[0] == '\0' || strchr(name, '=') != NULL)
                 return belt__fail(c, &e, true,
                                   "invalid variable name \"%s\" (empty or with \"=\")",
                                   name);
             if (!json_is_string(val))
                 return belt__fail(c, &e, false, "expected a string (got %s)",
-                                  tname(val));
+                                  belt__jtype(val));
             if (env_set(t, name, json_string_value(val)) != BELT_OK)
-                return oom(c);
+                return belt__fail_oom(c->err);
         }
         return BELT_OK;
     }
@@ -468,7 +383,8 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
         if (strcmp(key, strkeys[i]) == 0) {
             if ((rc = want_string(c, &q, v, true, &s)) != BELT_OK)
                 return rc;
-            return set_str(strs[i], s) == BELT_OK ? BELT_OK : oom(c);
+            return set_str(strs[i], s) == BELT_OK ? BELT_OK
+                                                  : belt__fail_oom(c->err);
         }
     }
     int64_t *durs[] = { &t->timeout_ns, &t->kill_grace_ns, &t->duration_ns,
@@ -481,7 +397,7 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
     if (strcmp(key, "retries") == 0) {
         if (!json_is_integer(v))
             return belt__fail(c, &q, false, "expected an integer (got %s)",
-                              tname(v));
+                              belt__jtype(v));
         json_int_t n = json_integer_value(v);
         if (n < 0 || n > MAX_RETRIES)
             return belt__fail(c, &q, false,
@@ -507,15 +423,16 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
 
 static int parse_defaults(belt__lctx *c, json_t *v, belt__tpl *d)
 {
-    belt__jpath p = jp_key(NULL, "defaults");
+    belt__jpath p = belt__jp_key(NULL, "defaults");
     if (!json_is_object(v))
-        return belt__fail(c, &p, false, "expected an object (got %s)", tname(v));
+        return belt__fail(c, &p, false, "expected an object (got %s)",
+                          belt__jtype(v));
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val) {
-        if (!in_list(key, default_keys)) {
-            if (in_list(key, job_keys)) {
-                belt__jpath q = jp_key(&p, key);
+        if (!belt__in_list(key, default_keys)) {
+            if (belt__in_list(key, job_keys)) {
+                belt__jpath q = belt__jp_key(&p, key);
                 return belt__fail(c, &q, true,
                                   "\"%s\" is not allowed in defaults (only in a job)",
                                   key);
@@ -533,11 +450,11 @@ static int parse_defaults(belt__lctx *c, json_t *v, belt__tpl *d)
 static int parse_matrix(belt__lctx *c, const belt__jpath *jp, json_t *m,
                         belt__tpl *t)
 {
-    belt__jpath p = jp_key(jp, "matrix");
+    belt__jpath p = belt__jp_key(jp, "matrix");
     if (!json_is_object(m))
         return belt__fail(c, &p, false,
                           "expected an object of name: [values] (got %s)",
-                          tname(m));
+                          belt__jtype(m));
     size_t n = json_object_size(m);
     if (n == 0)
         return belt__fail(c, &p, false, "must have at least one name");
@@ -549,12 +466,12 @@ static int parse_matrix(belt__lctx *c, const belt__jpath *jp, json_t *m,
     t->nvals = calloc(n, sizeof *t->nvals);
     t->stride = calloc(n, sizeof *t->stride);
     if (!t->keys || !t->vals || !t->nvals || !t->stride)
-        return oom(c);
+        return belt__fail_oom(c->err);
     const char *key;
     json_t *arr;
     uint64_t points = 1;
     json_object_foreach(m, key, arr) {
-        belt__jpath q = jp_key(&p, key);
+        belt__jpath q = belt__jp_key(&p, key);
         char probe[3 + 64];
         size_t kl = strlen(key);
         bool ok = kl > 0 && kl <= 64;
@@ -568,7 +485,8 @@ static int parse_matrix(belt__lctx *c, const belt__jpath *jp, json_t *m,
                               key);
         if (!json_is_array(arr))
             return belt__fail(c, &q, false,
-                              "expected an array of values (got %s)", tname(arr));
+                              "expected an array of values (got %s)",
+                              belt__jtype(arr));
         size_t nv = json_array_size(arr);
         if (nv == 0)
             return belt__fail(c, &q, false, "must not be empty");
@@ -578,20 +496,20 @@ static int parse_matrix(belt__lctx *c, const belt__jpath *jp, json_t *m,
         if (t->keys[k] == NULL || t->vals[k] == NULL) {
             free(t->keys[k]);
             free(t->vals[k]);
-            return oom(c);
+            return belt__fail_oom(c->err);
         }
         t->nvals[k] = nv;
         t->nkeys++;
         for (size_t i = 0; i < nv; i++) {
             json_t *e = json_array_get(arr, i);
             if (!json_is_string(e) && !json_is_number(e) && !json_is_boolean(e)) {
-                belt__jpath r = jp_idx(&q, i);
+                belt__jpath r = belt__jp_idx(&q, i);
                 return belt__fail(c, &r, false,
                                   "expected a string, number or boolean (got %s)",
-                                  tname(e));
+                                  belt__jtype(e));
             }
             if ((t->vals[k][i] = value_text(e)) == NULL)
-                return oom(c);
+                return belt__fail_oom(c->err);
         }
         if (points > BELT_CONFIG_MAX_JOBS / nv)
             return belt__fail(c, &p, false, "expands to more than %u jobs",
@@ -644,7 +562,7 @@ static bool has_control(const char *s)
 /* Checks the placeholders of t's id against its matrix. */
 static int check_id(belt__lctx *c, const belt__jpath *jp, belt__tpl *t)
 {
-    belt__jpath p = jp_key(jp, "id");
+    belt__jpath p = belt__jp_key(jp, "id");
     for (const char *s = t->id; *s != '\0'; s++) {
         if ((s[0] == '{' || s[0] == '}') && s[1] == s[0]) {
             s++;
@@ -690,9 +608,9 @@ static int check_id(belt__lctx *c, const belt__jpath *jp, belt__tpl *t)
         for (size_t i = 0; i < t->nvals[k]; i++) {
             if (!has_control(t->vals[k][i]))
                 continue;
-            belt__jpath q = jp_key(jp, "matrix");
-            q = jp_key(&q, t->keys[k]);
-            q = jp_idx(&q, i);
+            belt__jpath q = belt__jp_key(jp, "matrix");
+            q = belt__jp_key(&q, t->keys[k]);
+            q = belt__jp_idx(&q, i);
             return belt__fail(c, &q, false,
                               "a value used in the id must not contain control characters");
         }
@@ -704,15 +622,15 @@ static int check_id(belt__lctx *c, const belt__jpath *jp, belt__tpl *t)
 static int parse_after(belt__lctx *c, const belt__jpath *jp, json_t *v,
                        belt__tpl *t, size_t ti, size_t *cap)
 {
-    belt__jpath p = jp_key(jp, "after");
+    belt__jpath p = belt__jp_key(jp, "after");
     belt_config *cfg = c->cfg;
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (!json_is_array(v) && !json_is_string(v))
         return belt__fail(c, &p, false,
-                          "expected an array of job ids (got %s)", tname(v));
+                          "expected an array of job ids (got %s)", belt__jtype(v));
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
-        belt__jpath q = json_is_array(v) ? jp_idx(&p, i) : p;
+        belt__jpath q = json_is_array(v) ? belt__jp_idx(&p, i) : p;
         const char *s;
         int rc = want_string(c, &q, e, true, &s);
         if (rc != BELT_OK)
@@ -721,14 +639,14 @@ static int parse_after(belt__lctx *c, const belt__jpath *jp, json_t *v,
             size_t nc = *cap ? *cap * 2 : 8;
             belt__dep *d = realloc(cfg->deps, nc * sizeof *d);
             if (d == NULL)
-                return oom(c);
+                return belt__fail_oom(c->err);
             cfg->deps = d;
             *cap = nc;
         }
         belt__dep *d = &cfg->deps[cfg->ndeps];
         memset(d, 0, sizeof *d);
         if ((d->pattern = strdup(s)) == NULL)
-            return oom(c);
+            return belt__fail_oom(c->err);
         cfg->ndeps++;
         d->tpl = ti;
         d->item = i;
@@ -746,22 +664,22 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
                      const belt__tpl *dflt, size_t *depcap)
 {
     belt_config *cfg = c->cfg;
-    belt__jpath jobs = jp_key(NULL, "jobs");
-    belt__jpath p = jp_idx(&jobs, i);
+    belt__jpath jobs = belt__jp_key(NULL, "jobs");
+    belt__jpath p = belt__jp_idx(&jobs, i);
     if (!json_is_object(job))
         return belt__fail(c, &p, false, "expected an object (got %s)",
-                          tname(job));
+                          belt__jtype(job));
     belt__tpl *t = &cfg->tpl[i];
     cfg->ntpl = i + 1; /* so that belt_config_free() frees it */
     if (tpl_from_defaults(t, dflt) != BELT_OK)
-        return oom(c);
+        return belt__fail_oom(c->err);
     t->index = i;
     t->dep0 = cfg->ndeps;
 
     const char *key;
     json_t *v;
     json_object_foreach(job, key, v)
-        if (!in_list(key, job_keys))
+        if (!belt__in_list(key, job_keys))
             return unknown_key(c, &p, key, job_keys);
 
     int rc;
@@ -771,7 +689,7 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
 
     json_t *run = NULL, *argv = NULL, *dur = NULL;
     json_object_foreach(job, key, v) {
-        belt__jpath q = jp_key(&p, key);
+        belt__jpath q = belt__jp_key(&p, key);
         const char *s;
         bool handled;
         if ((rc = parse_common(c, &p, key, v, t, &handled)) != BELT_OK)
@@ -785,7 +703,7 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
             if ((rc = want_string(c, &q, v, true, &s)) != BELT_OK)
                 return rc;
             if (set_str(&t->id, s) != BELT_OK)
-                return oom(c);
+                return belt__fail_oom(c->err);
         } else if (strcmp(key, "description") == 0) {
             if ((rc = want_string(c, &q, v, false, &s)) != BELT_OK)
                 return rc;
@@ -793,26 +711,26 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
             if ((rc = want_string(c, &q, v, true, &s)) != BELT_OK)
                 return rc;
             if (set_str(&t->run, s) != BELT_OK)
-                return oom(c);
+                return belt__fail_oom(c->err);
             run = v;
         } else if (strcmp(key, "argv") == 0) {
             if (!json_is_array(v))
                 return belt__fail(c, &q, false,
                                   "expected an array of strings (got %s)",
-                                  tname(v));
+                                  belt__jtype(v));
             size_t n = json_array_size(v);
             if (n == 0)
                 return belt__fail(c, &q, false,
                                   "must not be empty (the program comes first)");
             if ((t->argv = calloc(n, sizeof *t->argv)) == NULL)
-                return oom(c);
+                return belt__fail_oom(c->err);
             for (size_t k = 0; k < n; k++) {
-                belt__jpath r = jp_idx(&q, k);
+                belt__jpath r = belt__jp_idx(&q, k);
                 if ((rc = want_string(c, &r, json_array_get(v, k), k == 0,
                                       &s)) != BELT_OK)
                     return rc;
                 if ((t->argv[k] = strdup(s)) == NULL)
-                    return oom(c);
+                    return belt__fail_oom(c->err);
                 t->argc = k + 1;
             }
             argv = v;
@@ -833,7 +751,7 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
                               "needs \"run\" (a shell command) or \"argv\" (a program and its arguments)");
     } else {
         if (run != NULL || argv != NULL) {
-            belt__jpath q = jp_key(&p, run != NULL ? "run" : "argv");
+            belt__jpath q = belt__jp_key(&p, run != NULL ? "run" : "argv");
             return belt__fail(c, &q, false, "not allowed for kind \"%s\"", kind);
         }
     }
@@ -842,7 +760,7 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
             return belt__fail(c, &p, false, "kind \"%s\" needs a \"duration\"",
                               kind);
     } else if (dur != NULL) {
-        belt__jpath q = jp_key(&p, "duration");
+        belt__jpath q = belt__jp_key(&p, "duration");
         return belt__fail(c, &q, false,
                           "only for kind \"sleep\" or \"spin\" (this job is \"%s\")",
                           kind);
@@ -850,14 +768,14 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
     if (t->id != NULL && (rc = check_id(c, &p, t)) != BELT_OK)
         return rc;
     if ((t->id_prefix = id_prefix(t)) == NULL)
-        return oom(c);
+        return belt__fail_oom(c->err);
     return BELT_OK;
 }
 
 static int parse_workers(belt__lctx *c, json_t *v)
 {
     belt_config *cfg = c->cfg;
-    belt__jpath p = jp_key(NULL, "workers");
+    belt__jpath p = belt__jp_key(NULL, "workers");
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
         if (n < 0 || n > BELT_CONFIG_MAX_WORKERS)
@@ -894,7 +812,7 @@ static int parse_workers(belt__lctx *c, json_t *v)
     }
     return belt__fail(c, &p, false,
                       "expected a number of workers or a percentage of CPUs like \"50%%\" (got %s)",
-                      tname(v));
+                      belt__jtype(v));
 }
 
 static int parse_root(belt__lctx *c, json_t *root)
@@ -903,11 +821,11 @@ static int parse_root(belt__lctx *c, json_t *root)
     if (!json_is_object(root))
         return belt__fail(c, NULL, false,
                           "expected an object with \"jobs\" (got %s)",
-                          tname(root));
+                          belt__jtype(root));
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v)
-        if (!in_list(key, top_keys))
+        if (!belt__in_list(key, top_keys))
             return unknown_key(c, NULL, key, top_keys);
 
     int rc;
@@ -916,32 +834,32 @@ static int parse_root(belt__lctx *c, json_t *root)
         (rc = parse_workers(c, v)) != BELT_OK)
         return rc;
     if ((v = json_object_get(root, "policy")) != NULL) {
-        belt__jpath p = jp_key(NULL, "policy");
+        belt__jpath p = belt__jp_key(NULL, "policy");
         if ((rc = want_string(c, &p, v, false, &s)) != BELT_OK)
             return rc;
         if (belt__policy_find(s) == NULL)
             return unknown_name(c, &p, "policy", s, belt__policy_names());
         if ((cfg->policy = strdup(s)) == NULL)
-            return oom(c);
+            return belt__fail_oom(c->err);
     }
     if ((v = json_object_get(root, "results")) != NULL) {
-        belt__jpath p = jp_key(NULL, "results");
+        belt__jpath p = belt__jp_key(NULL, "results");
         if ((rc = want_string(c, &p, v, true, &s)) != BELT_OK)
             return rc;
         if ((cfg->results = strdup(s)) == NULL)
-            return oom(c);
+            return belt__fail_oom(c->err);
     }
     if ((v = json_object_get(root, "halt_on_error")) != NULL) {
-        belt__jpath p = jp_key(NULL, "halt_on_error");
+        belt__jpath p = belt__jp_key(NULL, "halt_on_error");
         if (!json_is_boolean(v))
             return belt__fail(c, &p, false, "expected true or false (got %s)",
-                              tname(v));
+                              belt__jtype(v));
         cfg->halt_on_error = json_is_true(v);
     }
     const char *strkeys[] = { "description", "$schema" };
     for (int i = 0; i < 2; i++) {
         if ((v = json_object_get(root, strkeys[i])) != NULL) {
-            belt__jpath p = jp_key(NULL, strkeys[i]);
+            belt__jpath p = belt__jp_key(NULL, strkeys[i]);
             if ((rc = want_string(c, &p, v, false, &s)) != BELT_OK)
                 return rc;
         }
@@ -956,13 +874,13 @@ static int parse_root(belt__lctx *c, json_t *root)
     }
 
     json_t *jobs = json_object_get(root, "jobs");
-    belt__jpath jp = jp_key(NULL, "jobs");
+    belt__jpath jp = belt__jp_key(NULL, "jobs");
     rc = BELT_OK;
     if (jobs == NULL)
         rc = belt__fail(c, NULL, false, "missing \"jobs\" (an array of jobs)");
     else if (!json_is_array(jobs))
         rc = belt__fail(c, &jp, false, "expected an array of jobs (got %s)",
-                        tname(jobs));
+                        belt__jtype(jobs));
     else if (json_array_size(jobs) == 0)
         rc = belt__fail(c, &jp, false, "must not be empty");
     if (rc != BELT_OK) {
@@ -973,7 +891,7 @@ static int parse_root(belt__lctx *c, json_t *root)
     cfg->tpl = calloc(n, sizeof *cfg->tpl);
     if (cfg->tpl == NULL) {
         tpl_free(&dflt);
-        return oom(c);
+        return belt__fail_oom(c->err);
     }
     size_t depcap = 0;
     uint64_t total = 0;
@@ -1002,11 +920,11 @@ static int duplicate(belt__lctx *c, json_t *root, uint64_t dup, uint64_t orig)
     const belt__tpl *o = belt__tpl_of(cfg, orig);
     belt__buf id = { 0 };
     belt__seq_id(&id, cfg, dup);
-    belt__jpath jobs = jp_key(NULL, "jobs");
-    belt__jpath p = jp_idx(&jobs, t->index);
+    belt__jpath jobs = belt__jp_key(NULL, "jobs");
+    belt__jpath p = belt__jp_idx(&jobs, t->index);
     json_t *job = json_array_get(json_object_get(root, "jobs"), t->index);
     if (json_object_get(job, "id") != NULL)
-        p = jp_key(&p, "id");
+        p = belt__jp_key(&p, "id");
     int rc;
     if (t == o)
         rc = belt__fail(c, &p, false,
@@ -1026,8 +944,7 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
     belt_config_error scratch;
     if (err == NULL)
         err = &scratch;
-    memset(err, 0, sizeof *err);
-    snprintf(err->source, sizeof err->source, "%s", source);
+    belt__error_start(err, source, NULL);
 
     belt_config *cfg = calloc(1, sizeof *cfg);
     if (cfg == NULL) {
@@ -1037,18 +954,13 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
     cfg->workers = -1;
     belt__lctx c = { text, len, err, cfg };
     if ((cfg->source = strdup(source)) == NULL) {
-        oom(&c);
+        belt__fail_oom(c.err);
         belt_config_free(cfg);
         return NULL;
     }
 
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                              &jerr);
+    json_t *root = belt__json_parse(text, len, err);
     if (root == NULL) {
-        err->line = jerr.line > 0 ? jerr.line : 0;
-        err->column = jerr.line > 0 && jerr.column > 0 ? jerr.column : 0;
-        belt__error_text(err, jerr.text);
         belt_config_free(cfg);
         return NULL;
     }
@@ -1061,7 +973,7 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
         if (rc == BELT_ECONFIG) {
             duplicate(&c, root, dup, orig);
         } else if (rc == BELT_ENOMEM) {
-            oom(&c);
+            belt__fail_oom(c.err);
         } else {
             rc = belt__deps_resolve(&c, &ix);
             belt__index_free(&ix);
@@ -1081,11 +993,8 @@ belt_config *belt_config_load_string(const char *json, const char *source,
     if (source == NULL)
         source = "<string>";
     if (json == NULL) {
-        if (err != NULL) {
-            memset(err, 0, sizeof *err);
-            snprintf(err->source, sizeof err->source, "%s", source);
-            snprintf(err->text, sizeof err->text, "no config text");
-        }
+        if (err != NULL)
+            belt__error_start(err, source, "no config text");
         return NULL;
     }
     return load_buf(json, strlen(json), source, err);
@@ -1093,10 +1002,8 @@ belt_config *belt_config_load_string(const char *json, const char *source,
 
 belt_config *belt_config_load(const char *path, belt_config_error *err)
 {
-    if (err != NULL) {
-        memset(err, 0, sizeof *err);
-        snprintf(err->source, sizeof err->source, "%s", path ? path : "<null>");
-    }
+    if (err != NULL)
+        belt__error_start(err, path ? path : "<null>", NULL);
     if (path == NULL) {
         if (err != NULL)
             snprintf(err->text, sizeof err->text, "no config file given");
@@ -1110,11 +1017,7 @@ belt_config *belt_config_load(const char *path, belt_config_error *err)
         return NULL;
     }
     belt__buf b = { 0 };
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        belt__buf_add(&b, chunk, n);
-    int rerr = ferror(f) ? errno : 0;
+    int rerr = belt__buf_read(&b, f);
     fclose(f);
     if (rerr != 0 || b.oom) {
         if (err != NULL)

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "belt/config.h"
 
@@ -53,6 +54,10 @@ void belt__buf_addc(belt__buf *b, char c);
 void belt__buf_addf(belt__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void belt__buf_free(belt__buf *b);
+
+/* Appends what is left of f to b.  Returns 0, or the errno of a read error
+ * (EIO when errno says nothing); running out of memory sets b->oom. */
+int belt__buf_read(belt__buf *b, FILE *f);
 
 static inline void belt__buf_clear(belt__buf *b)
 {
@@ -240,6 +245,65 @@ int belt__fail(belt__lctx *c, const belt__jpath *p, bool at_key,
 /* Sets e->text to raw with control characters escaped (\n, \t, \xHH), so
  * that the message stays one line (jansson quotes input in its errors). */
 void belt__error_text(belt_config_error *e, const char *raw);
+
+/* p (NULL: the root) extended by object key `key` (borrowed: it must
+ * outlive the path) or by array index i.  A path already 8 deep is returned
+ * unchanged.  Can't fail. */
+belt__jpath belt__jp_key(const belt__jpath *p, const char *key);
+belt__jpath belt__jp_idx(const belt__jpath *p, size_t i);
+
+/* Stores 0, 0, "" and "out of memory" in e (may be NULL).  Returns
+ * BELT_ENOMEM. */
+int belt__fail_oom(belt_config_error *e);
+
+/* Whether s is one of the NULL-terminated list. */
+bool belt__in_list(const char *s, const char *const *list);
+
+/* Writes the NULL-terminated list as "a, b, c" into buf (truncated to
+ * size).  Can't fail: on allocation failure buf is left empty. */
+void belt__list_join(char *buf, size_t size, const char *const *list);
+
+/* The JSON type of v as an error message names it: "object", "array",
+ * "string", "integer", "number", "boolean" or "null". */
+struct json_t;
+const char *belt__jtype(const struct json_t *v);
+
+/* A name other tools use for one of our keys, suggested before edit
+ * distance. */
+typedef struct belt__alias {
+    const char *alias, *key;
+} belt__alias;
+
+/* The hint for unknown key `key` of an object whose keys are `allowed`: the
+ * last alias of `key` whose target is allowed, else belt__suggest(), else
+ * NULL. */
+const char *belt__key_hint(const char *key, const char *const *allowed,
+                           const belt__alias *aliases, size_t naliases);
+
+/* Writes the text of an error about an unknown name into buf (truncated to
+ * size): 'unknown <what> "<name>" (did you mean "<hint>"?)' where hint is
+ * the one given or, when NULL, belt__suggest(name, known); with no hint,
+ * 'unknown <what> "<name>" (expected one of: <known, joined>)'.  Can't
+ * fail. */
+void belt__unknown_text(char *buf, size_t size, const char *what,
+                        const char *name, const char *const *known,
+                        const char *hint);
+
+/* belt__fail(c, p, at_key, ...) with the text of belt__unknown_text().
+ * Returns BELT_ECONFIG. */
+int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
+                       const char *what, const char *name,
+                       const char *const *known, const char *hint);
+
+/* Clears e, sets its source and, unless NULL, its text.  Can't fail. */
+void belt__error_start(belt_config_error *e, const char *source,
+                       const char *text);
+
+/* Parses text[0..len) as any JSON value, duplicate keys rejected.  Returns
+ * the tree (the caller's reference), or NULL with e's line, column and text
+ * set from jansson's error (e's source is left alone). */
+struct json_t *belt__json_parse(const char *text, size_t len,
+                                belt_config_error *e);
 
 /* Writes path p as "jobs[3].env.NAME" (keys that are not plain words as
  * ["key"]) into buf.  Can't fail. */

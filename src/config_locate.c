@@ -9,22 +9,48 @@
  * Columns count characters (UTF-8 lead bytes), as jansson's do, so both
  * kinds of error point the same way.
  *
- * Also here: the path printer ("jobs[3].env.PATH", odd keys as ["a b"]),
- * the error formatter, and the "did you mean" helper, which picks the
- * closest candidate by optimal string alignment distance (Levenshtein plus
- * adjacent transpositions), ignoring case, and offers it only when the
- * distance is small for the word's length (1 up to 3 characters, 2 up to 8,
- * 3 beyond) and smaller than the word itself.
+ * Also here: the path builders and printer ("jobs[3].env.PATH", odd keys
+ * as ["a b"]), the error formatter, the small helpers every JSON loader
+ * (config.c, pipeline_config.c, experiment.c) shares to parse its text and
+ * word its errors (type names, the "unknown key" text), and the "did you
+ * mean" helper, which picks the closest candidate by optimal string
+ * alignment distance (Levenshtein plus adjacent transpositions), ignoring
+ * case, and offers it only when the distance is small for the word's length
+ * (1 up to 3 characters, 2 up to 8, 3 beyond) and smaller than the word
+ * itself.
  */
 #include "config_internal.h"
 
 #include "belt/error.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 /* ---- paths ---------------------------------------------------------------- */
+
+belt__jpath belt__jp_key(const belt__jpath *p, const char *key)
+{
+    belt__jpath q = p != NULL ? *p : (belt__jpath){ .n = 0 };
+    if (q.n < (int)(sizeof q.seg / sizeof q.seg[0])) {
+        q.seg[q.n].key = key;
+        q.seg[q.n].index = 0;
+        q.n++;
+    }
+    return q;
+}
+
+belt__jpath belt__jp_idx(const belt__jpath *p, size_t i)
+{
+    belt__jpath q = *p;
+    if (q.n < (int)(sizeof q.seg / sizeof q.seg[0])) {
+        q.seg[q.n].key = NULL;
+        q.seg[q.n].index = i;
+        q.n++;
+    }
+    return q;
+}
 
 static bool plain_key(const char *k)
 {
@@ -294,6 +320,113 @@ void belt__json_locate(const char *text, size_t len, const belt__jpath *p,
     }
     *line = l;
     *column = c;
+}
+
+/* ---- wording shared by the loaders ------------------------------------------- */
+
+bool belt__in_list(const char *s, const char *const *list)
+{
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+void belt__list_join(char *buf, size_t size, const char *const *list)
+{
+    belt__buf b = { 0 };
+    for (size_t i = 0; list[i] != NULL; i++) {
+        if (i > 0)
+            belt__buf_adds(&b, ", ");
+        belt__buf_adds(&b, list[i]);
+    }
+    if (size > 0)
+        snprintf(buf, size, "%s", belt__buf_str(&b));
+    belt__buf_free(&b);
+}
+
+const char *belt__jtype(const struct json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+const char *belt__key_hint(const char *key, const char *const *allowed,
+                           const belt__alias *aliases, size_t naliases)
+{
+    const char *hint = NULL;
+    for (size_t i = 0; i < naliases; i++)
+        if (strcmp(aliases[i].alias, key) == 0 &&
+            belt__in_list(aliases[i].key, allowed))
+            hint = aliases[i].key;
+    return hint != NULL ? hint : belt__suggest(key, allowed);
+}
+
+void belt__unknown_text(char *buf, size_t size, const char *what,
+                        const char *name, const char *const *known,
+                        const char *hint)
+{
+    if (hint == NULL)
+        hint = belt__suggest(name, known);
+    if (hint != NULL) {
+        snprintf(buf, size, "unknown %s \"%s\" (did you mean \"%s\"?)", what,
+                 name, hint);
+        return;
+    }
+    char list[400];
+    belt__list_join(list, sizeof list, known);
+    snprintf(buf, size, "unknown %s \"%s\" (expected one of: %s)", what, name,
+             list);
+}
+
+int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
+                       const char *what, const char *name,
+                       const char *const *known, const char *hint)
+{
+    char text[sizeof c->err->text];
+    belt__unknown_text(text, sizeof text, what, name, known, hint);
+    return belt__fail(c, p, at_key, "%s", text);
+}
+
+void belt__error_start(belt_config_error *e, const char *source,
+                       const char *text)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->source, sizeof e->source, "%s", source);
+    if (text != NULL)
+        snprintf(e->text, sizeof e->text, "%s", text);
+}
+
+struct json_t *belt__json_parse(const char *text, size_t len,
+                                belt_config_error *e)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                              &jerr);
+    if (root == NULL) {
+        e->line = jerr.line > 0 ? jerr.line : 0;
+        e->column = jerr.line > 0 && jerr.column > 0 ? jerr.column : 0;
+        belt__error_text(e, jerr.text);
+    }
+    return root;
+}
+
+int belt__fail_oom(belt_config_error *e)
+{
+    if (e != NULL) {
+        e->line = e->column = 0;
+        e->path[0] = '\0';
+        snprintf(e->text, sizeof e->text, "out of memory");
+    }
+    return BELT_ENOMEM;
 }
 
 /* ---- errors ------------------------------------------------------------------- */

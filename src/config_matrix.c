@@ -26,6 +26,7 @@
 
 #include "belt/error.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,15 @@ void belt__buf_addf(belt__buf *b, const char *fmt, ...)
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+int belt__buf_read(belt__buf *b, FILE *f)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        belt__buf_add(b, chunk, n);
+    return ferror(f) ? (errno != 0 ? errno : EIO) : 0;
 }
 
 void belt__buf_free(belt__buf *b)

@@ -8,7 +8,9 @@
  * policies and a lookup happens once per pool or per sweep point.
  *
  * Invariants: every entry has a unique name; the table and the name list are
- * in the same order and are both constant (no mutable state, no locks).  A
+ * in the same order and are both constant (no mutable state, no locks).
+ * No aliases: the CLI checks names against belt_pool_policy_names(), so an
+ * unlisted spelling ("jiq") would pass a config and fail `belt run`.  A
  * new policy is one file defining one `const belt__policy`, one extern in
  * policy.h and one line in each table below.
  */
@@ -20,12 +22,14 @@ static const belt__policy *const policies[] = {
     &belt__policy_shared,       &belt__policy_round_robin,
     &belt__policy_random,       &belt__policy_least_loaded,
     &belt__policy_power_of_two, &belt__policy_power_of_d,
+    &belt__policy_jiq,          &belt__policy_work_stealing,
 };
 
 /* Kept in step with policies[] (checked by check_policy). */
 static const char *const names[] = {
     "shared",       "round-robin", "random", "least-loaded",
-    "power-of-two", "power-of-d",  NULL,
+    "power-of-two", "power-of-d",  "join-idle-queue", "work-stealing",
+    NULL,
 };
 
 _Static_assert(sizeof policies / sizeof policies[0] + 1 ==

@@ -13,6 +13,9 @@
  *   topology SHARED      one queue every worker pulls from; pick() is never
  *                        called (the work-conserving baseline, "shared")
  *   topology PER_WORKER  one queue per worker; pick() chooses the queue
+ *                        (and idle(w), if present, hears when w runs dry)
+ *   topology STEALING    one deque per worker; pick() chooses where a job
+ *                        lands, victim() whom an idle worker robs
  *
  * Threads: a policy instance is not thread-safe.  Its owner serialises
  * pick() calls (the pool holds its pick lock; the simulator is one thread).
@@ -92,7 +95,11 @@ static inline unsigned belt__rng_below(belt__rng *r, unsigned n)
 
 typedef enum belt__topology {
     BELT__TOPO_SHARED = 0,  /* one MPMC queue for all workers */
-    BELT__TOPO_PER_WORKER   /* one queue per worker, chosen by pick() */
+    BELT__TOPO_PER_WORKER,  /* one queue per worker, chosen by pick() */
+    BELT__TOPO_STEALING     /* one deque per worker; pick() chooses where a
+                             * new job lands, an idle worker whose own deque
+                             * is empty steals the oldest job of the worker
+                             * victim() names (work stealing) */
 } belt__topology;
 
 /* Tunables; a zeroed struct (or NULL) means every default. */
@@ -114,6 +121,22 @@ typedef struct belt__policy {
     unsigned (*pick)(void *state, const belt__load_view *view);
     /* Frees what init() allocated.  NULL state is a no-op. */
     void (*free)(void *state);
+    /* Optional (NULL: not needed).  Worker w (< n) has just become idle: it
+     * finished a job and its own queue is empty (join-idle-queue uses it to
+     * join the idle queue).  Called by the owner under the same
+     * serialisation as pick().  Can't fail. */
+    void (*idle)(void *state, unsigned w);
+    /* STEALING topology only (NULL otherwise).  Idle worker `thief` (< n)
+     * found its own deque empty: returns the worker to try to steal from
+     * (!= thief), or view->n for "none worth trying".  The caller may call
+     * it again after a failed steal, at most view->n - 1 times per attempt.
+     * Threads: unlike pick(), victim() must touch only state belonging to
+     * `thief` (e.g. a per-thief rng), so that the live pool calls it from
+     * each worker thread for itself without pick_lock, concurrently with
+     * pick() and with other thieves (policy_steal.c); the simulator calls
+     * it from its one thread.  Can't fail. */
+    unsigned (*victim)(void *state, unsigned thief,
+                       const belt__load_view *view);
 } belt__policy;
 
 /* The policies, one per file (policy_<name>.c). */
@@ -123,6 +146,8 @@ extern const belt__policy belt__policy_random;       /* policy_random.c */
 extern const belt__policy belt__policy_least_loaded; /* policy_least.c */
 extern const belt__policy belt__policy_power_of_d;   /* policy_pod.c */
 extern const belt__policy belt__policy_power_of_two; /* policy_pod.c, d = 2 */
+extern const belt__policy belt__policy_jiq;          /* policy_jiq.c */
+extern const belt__policy belt__policy_work_stealing; /* policy_steal.c */
 
 /* policy.c: the registry. */
 
@@ -148,12 +173,27 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
                            belt_chan *results, belt__thread_create_fn create,
                            void *create_ctx);
 
-/* Worker i's current load (queued + running; kept by PER_WORKER policies
- * only, else 0).  0 for a NULL pool or i out of range.  A snapshot. */
+/* Worker i's current load (queued + running; kept by PER_WORKER and
+ * STEALING policies only, else 0).  0 for a NULL pool or i out of range.  A snapshot. */
 unsigned belt__pool_load(const belt_pool *p, unsigned i);
 
 /* The name of the pool's policy ("shared" when none was given); NULL for a
  * NULL pool. */
 const char *belt__pool_policy_name(const belt_pool *p);
+
+/* Per-worker speed factors for live experiments: a built-in `sleep` or
+ * `spin` job of duration d runs for d / speeds[i] on worker i (the result's
+ * `worker` field says which worker ran a job; its duration_ns is the scaled
+ * time actually taken).  Exec and noop jobs are not affected.  speeds holds
+ * belt_pool_workers(p) finite values > 0; NULL resets every speed to 1.
+ * Must be called before the first belt_pool_submit() (the submit's channel
+ * send is what publishes the speeds to the workers).  Returns BELT_OK, or
+ * BELT_EINVAL (p NULL, a speed not finite or <= 0: nothing changed). */
+int belt__pool_set_speeds(belt_pool *p, const double *speeds);
+
+/* How many jobs workers of a "work-stealing" pool have taken from another
+ * worker's deque or inbox so far (0 for other topologies and NULL).  A
+ * snapshot. */
+uint64_t belt__pool_steals(const belt_pool *p);
 
 #endif /* BELT_POLICY_H */

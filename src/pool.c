@@ -15,6 +15,24 @@
  * result" holds even when memory runs out (submit then refuses the job with
  * BELT_ENOMEM instead).  The same pointer then travels on the caller's
  * results channel, filled by the executor (belt__exec_job_into).
+ * A STEALING policy ("work-stealing") gets per-worker channels too (the
+ * inboxes), plus one Chase-Lev deque per worker, and its workers run
+ * belt__pool_steal_main: owners move their inbox into their deque, idle
+ * workers steal from others' deques and inboxes, and a worker with nothing
+ * anywhere parks on its own futex word until a submit or a push wakes it.
+ * That loop, its wake-up protocol and the proof that no wake-up is lost are
+ * in pool_steal.c; the structs both files share are in pool_internal.h.
+ *
+ * Idle reports.  A PER_WORKER policy with an idle() hook (join-idle-queue)
+ * hears from a worker whose load just dropped to 0: the worker takes
+ * pick_lock and, if its load is still 0 (loads only rise under pick_lock,
+ * so that read is exact), calls idle(pstate, i).  This happens before the
+ * job's result is sent.
+ *
+ * Speeds.  belt__pool_set_speeds() gives worker i a speed factor: a sleep
+ * or spin job runs for duration / speed there (belt__pool_run hands the
+ * executor a scaled copy of the job).  Set before the first submit; the
+ * submit's channel send publishes it to the workers.
  *
  * Load.  Each worker has an atomic load = queued + running jobs, which the
  * policies read through a belt__load_view.  The dispatcher adds 1 before it
@@ -23,7 +41,9 @@
  * is done, before sending the result, so a caller that has received every
  * result sees every load at 0.  Loads are relaxed atomics: they are hints
  * for the policy, and the channels already order the job's data.  Only
- * PER_WORKER pools keep loads (a SHARED pool has nothing to choose).
+ * PER_WORKER and STEALING pools keep loads (a SHARED pool has nothing to
+ * choose); in a STEALING pool a thief moves 1 from the victim's load to its
+ * own when it steals.
  *
  * Stopping.  shutdown and cancel share one path, stop():
  *   1. set `closing`: a submit that has not yet passed its check fails
@@ -36,7 +56,9 @@
  *   3. close every job channel: a blocked submit wakes with BELT_CLOSED
  *      (or completes, if a worker made room first: its job is then
  *      accepted and answered), workers drain what is buffered and then see
- *      BELT_CLOSED and exit;
+ *      BELT_CLOSED and exit (STEALING: stop() then wakes every parked
+ *      worker; each drains its inbox and deque, and exits once a full scan
+ *      finds nothing anywhere);
  *   4. the first caller to claim `join_claimed` joins every worker and then
  *      closes the `joined` channel; any other caller (a cancel while a
  *      shutdown joins, two shutdowns) blocks receiving from `joined` until it
@@ -48,10 +70,17 @@
  *
  * What guards what:
  *   policy, n, workers[], shared, results, cancel   immutable after create
- *   pstate (the policy instance)                    pick_lock
+ *   pstate (the policy instance)                    pick_lock; except
+ *                                                   victim(), called by
+ *                                                   each thief for itself
+ *                                                   (policy.h)
+ *   workers[i].speed                                written before the
+ *                                                   first submit only
  *   workers[i].load                                 atomic (see Load)
  *   workers[i].busy_ns                              atomic, written only by
  *                                                   worker i
+ *   workers[i].deque, wake_seq, sleeping,
+ *   nsleepers, steals                               see pool_steal.c
  *   closing, join_claimed                           atomics (see Stopping)
  *   the threads' pthread_t                          written by create, read
  *                                                   by the one joiner
@@ -72,37 +101,14 @@
 #include "belt/pool.h"
 #include "exec.h"
 #include "policy.h"
+#include "pool_internal.h"
 
 /* Default queue depth per worker.  Deep enough that the dispatcher and the
  * workers rarely have to park and wake each other (which costs more than a
  * noop job); see belt_pool_options. */
 #define DEFAULT_DEPTH 64u
 
-/* One worker.  Aligned to a cache line so that workers' counters do not
- * share one. */
-typedef struct pool_worker {
-    alignas(64) _Atomic unsigned load; /* queued + running (PER_WORKER) */
-    _Atomic int64_t busy_ns;           /* written only by this worker */
-    belt_chan *jobs;   /* own channel (PER_WORKER) or the shared one */
-    belt_pool *pool;
-    unsigned index;
-    pthread_t thread;  /* valid for index < pool->started */
-} pool_worker;
-
-struct belt_pool {
-    const belt__policy *policy;
-    void *pstate;               /* guarded by pick_lock */
-    pthread_mutex_t pick_lock;
-    unsigned n;                 /* workers */
-    unsigned started;           /* threads started; written by create only */
-    pool_worker *workers;       /* n of them */
-    belt_chan *shared;          /* SHARED: the job channel; else NULL */
-    belt_chan *results;         /* our reference */
-    belt_chan *joined;          /* closed once every worker is joined */
-    belt__cancel cancel;
-    _Atomic bool closing;       /* shutdown or cancel began */
-    _Atomic bool join_claimed;  /* someone is (or was) joining */
-};
+/* pool_worker and struct belt_pool: pool_internal.h. */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -114,7 +120,7 @@ static int64_t now_ns(clockid_t clk)
 }
 
 /* The load view's accessor over the pool's counters. */
-static unsigned worker_load(const void *ctx, unsigned i)
+unsigned belt__pool_worker_load(const void *ctx, unsigned i)
 {
     const pool_worker *w = ctx;
     return atomic_load_explicit(&w[i].load, memory_order_relaxed);
@@ -134,7 +140,7 @@ static void close_job_channels(belt_pool *p)
 
 /* Sends a worker's finished results; those the caller's closed `results`
  * refuses nobody will receive, so they are ours to free. */
-static void flush_results(belt_pool *p, belt_result **done, size_t n)
+void belt__pool_flush(belt_pool *p, belt_result **done, size_t n)
 {
     size_t sent = 0;
     if (n == 0)
@@ -157,8 +163,45 @@ static void flush_results(belt_pool *p, belt_result **done, size_t n)
  * running real commands takes one job at a time, so the queue capacity the
  * caller chose stays the backpressure it gets, and a job that ran long has
  * its result sent at once, never held back behind others. */
-#define BELT__POOL_BATCH 16
-#define BELT__POOL_QUICK_NS 1000000 /* 1 ms */
+/* (BELT__POOL_BATCH and BELT__POOL_QUICK_NS are in pool_internal.h.) */
+
+void belt__pool_run(belt_pool *p, pool_worker *w, belt_result *r,
+                    int64_t *busy)
+{
+    const belt_job *job = r->job;
+    /* Speed factor: a sleep or spin job runs for duration / speed.  The
+     * executor gets a scaled copy of the job; the result keeps pointing at
+     * the caller's job. */
+    if (job != NULL && w->speed != 1.0 &&
+        (job->kind == BELT_JOB_SLEEP || job->kind == BELT_JOB_SPIN) &&
+        job->duration_ns > 0) {
+        belt_job scaled = *job;
+        double d = (double)job->duration_ns / w->speed;
+        scaled.duration_ns = d >= 9.2e18 ? INT64_MAX : (int64_t)d;
+        belt__exec_job_into(r, &scaled, (int)w->index, &p->cancel);
+        r->job = job;
+    } else {
+        /* Runs the job, or, once the token fired, answers CANCELED with 0
+         * attempts without running it.  Can't fail. */
+        belt__exec_job_into(r, job, (int)w->index, &p->cancel);
+    }
+    /* Busy time is the attempts' own measured durations (backoff waits
+     * between retries are idle); no extra clock reads. */
+    for (unsigned i = 0; i < r->attempts; i++)
+        *busy += r->attempt_log[i].duration_ns;
+    atomic_store_explicit(&w->busy_ns, *busy, memory_order_relaxed);
+}
+
+/* PER_WORKER: worker w's load just dropped to 0.  With an idle() hook, tell
+ * the policy, unless a submitter picked w meanwhile: loads rise only under
+ * pick_lock, so a 0 read under it is exact. */
+static void report_idle(belt_pool *p, pool_worker *w)
+{
+    pthread_mutex_lock(&p->pick_lock);
+    if (atomic_load_explicit(&w->load, memory_order_relaxed) == 0)
+        p->policy->idle(p->pstate, w->index);
+    pthread_mutex_unlock(&p->pick_lock);
+}
 
 static void *worker_main(void *arg)
 {
@@ -188,24 +231,20 @@ static void *worker_main(void *arg)
         size_t ndone = 0;
         for (int k = 0; k < got; k++) {
             belt_result *r = batch[k];
-            /* Runs the job, or, once the token fired, answers CANCELED
-             * with 0 attempts without running it.  Can't fail. */
-            belt__exec_job_into(r, r->job, (int)w->index, &p->cancel);
-            /* Busy time is the attempts' own measured durations (backoff
-             * waits between retries are idle); no extra clock reads. */
-            for (unsigned i = 0; i < r->attempts; i++)
-                busy += r->attempt_log[i].duration_ns;
-            atomic_store_explicit(&w->busy_ns, busy, memory_order_relaxed);
-            if (per_worker)
-                atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+            belt__pool_run(p, w, r, &busy);
+            if (per_worker &&
+                atomic_fetch_sub_explicit(&w->load, 1,
+                                          memory_order_relaxed) == 1 &&
+                p->policy->idle != NULL)
+                report_idle(p, w);
             done[ndone++] = r;
             quick = r->duration_ns <= BELT__POOL_QUICK_NS;
             if (!quick) {
-                flush_results(p, done, ndone);
+                belt__pool_flush(p, done, ndone);
                 ndone = 0;
             }
         }
-        flush_results(p, done, ndone);
+        belt__pool_flush(p, done, ndone);
     }
     return NULL;
 }
@@ -223,9 +262,12 @@ static void pool_destroy(belt_pool *p, bool mutex_ok, bool cancel_ok)
     if (cancel_ok)
         belt__cancel_destroy(&p->cancel);
     if (p->workers != NULL) {
-        if (p->shared == NULL)
-            for (unsigned i = 0; i < p->n; i++)
+        for (unsigned i = 0; i < p->n; i++) {
+            if (p->shared == NULL)
                 belt_chan_free(p->workers[i].jobs);
+            if (p->workers[i].has_deque)
+                belt__deque_destroy(&p->workers[i].deque);
+        }
         free(p->workers);
     }
     belt_chan_free(p->shared);
@@ -268,8 +310,11 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
         return BELT_ENOMEM;
     p->policy = pol;
     p->n = n;
+    p->cap = cap;
     atomic_init(&p->closing, false);
     atomic_init(&p->join_claimed, false);
+    atomic_init(&p->nsleepers, 0);
+    atomic_init(&p->steals, 0);
     p->results = belt_chan_ref(results);
 
     size_t wbytes = sizeof *p->workers * n; /* a multiple of 64 */
@@ -314,20 +359,36 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
         pool_worker *w = &p->workers[i];
         atomic_init(&w->load, 0);
         atomic_init(&w->busy_ns, 0);
+        atomic_init(&w->wake_seq, 0);
+        atomic_init(&w->sleeping, false);
         w->pool = p;
         w->index = i;
+        w->speed = 1.0;
         w->jobs = shared ? p->shared
                          : belt_chan_bounded(cap, sizeof(belt_result *));
         if (w->jobs == NULL)
             goto nomem;
+        if (pol->topology == BELT__TOPO_STEALING) {
+            /* Room for a full inbox's worth plus a batch: it never grows
+             * unless cap is huge (then it starts at 1024 and doubles). */
+            size_t dcap = cap < 1024 ? cap + BELT__POOL_BATCH : 1024;
+            if (belt__deque_init(&w->deque, dcap) != BELT_OK)
+                goto nomem;
+            w->has_deque = true;
+        }
     }
+    void *(*main_fn)(void *) = pol->topology == BELT__TOPO_STEALING
+                                   ? belt__pool_steal_main
+                                   : worker_main;
 
     for (unsigned i = 0; i < n; i++) {
         pool_worker *w = &p->workers[i];
-        rc = create(create_ctx, &w->thread, worker_main, w);
+        rc = create(create_ctx, &w->thread, main_fn, w);
         if (rc != 0) {
             /* Stop and join the ones already running; none has a job. */
             close_job_channels(p);
+            if (p->policy->topology == BELT__TOPO_STEALING)
+                belt__pool_steal_wake_all(p);
             for (unsigned k = 0; k < p->started; k++)
                 pthread_join(p->workers[k].thread, NULL);
             pool_destroy(p, true, true);
@@ -384,7 +445,7 @@ int belt_pool_submit(belt_pool *p, const belt_job *job)
     belt_chan *ch = p->shared;
     if (ch == NULL) {
         belt__load_view view = {
-            .n = p->n, .loads = NULL, .load_fn = worker_load,
+            .n = p->n, .loads = NULL, .load_fn = belt__pool_worker_load,
             .ctx = p->workers,
         };
         pthread_mutex_lock(&p->pick_lock);
@@ -403,6 +464,9 @@ int belt_pool_submit(belt_pool *p, const belt_job *job)
         belt_result_free(r);
         return rc == BELT_ENOMEM ? BELT_ENOMEM : BELT_CLOSED;
     }
+    /* r may already be done and freed: only w is used from here. */
+    if (p->policy->topology == BELT__TOPO_STEALING)
+        belt__pool_steal_notify(p, w->index);
     return BELT_OK;
 }
 
@@ -415,6 +479,8 @@ static void stop(belt_pool *p, bool cancel)
     if (cancel)
         belt__cancel_fire(&p->cancel); /* before the close: see step 2 */
     close_job_channels(p);
+    if (p->policy->topology == BELT__TOPO_STEALING)
+        belt__pool_steal_wake_all(p); /* parked workers see the close (3) */
     if (!atomic_exchange_explicit(&p->join_claimed, true,
                                   memory_order_acq_rel)) {
         for (unsigned i = 0; i < p->started; i++)
@@ -473,12 +539,30 @@ unsigned belt__pool_load(const belt_pool *p, unsigned i)
 {
     if (p == NULL || i >= p->n)
         return 0;
-    return worker_load(p->workers, i);
+    return belt__pool_worker_load(p->workers, i);
 }
 
 const char *belt__pool_policy_name(const belt_pool *p)
 {
     return p != NULL ? p->policy->name : NULL;
+}
+
+int belt__pool_set_speeds(belt_pool *p, const double *speeds)
+{
+    if (p == NULL)
+        return BELT_EINVAL;
+    for (unsigned i = 0; speeds != NULL && i < p->n; i++)
+        if (!(speeds[i] > 0.0 && speeds[i] <= 1e300)) /* NaN, inf too */
+            return BELT_EINVAL;
+    for (unsigned i = 0; i < p->n; i++)
+        p->workers[i].speed = speeds != NULL ? speeds[i] : 1.0;
+    return BELT_OK;
+}
+
+uint64_t belt__pool_steals(const belt_pool *p)
+{
+    return p != NULL ? atomic_load_explicit(&p->steals, memory_order_relaxed)
+                     : 0;
 }
 
 const char *const *belt_pool_policy_names(void)

@@ -329,23 +329,29 @@ char *belt__report_job_line(const belt_job *job, size_t *len)
     return dump_line(o, len);
 }
 
+int belt__reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    char *nb = realloc(*buf, ncap);
+    if (nb == NULL)
+        return -1;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
 int belt__shell_quote_append(char **buf, size_t *len, size_t *cap,
                              const char *arg, size_t arg_len)
 {
     /* Worst case: every byte is a quote (4 bytes), plus two quotes, NUL. */
     if (arg_len > (SIZE_MAX - *len - 3) / 4)
         return -1;
-    size_t need = *len + arg_len * 4 + 3;
-    if (need > *cap) {
-        size_t ncap = *cap ? *cap : 64;
-        while (ncap < need)
-            ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-        char *nb = realloc(*buf, ncap);
-        if (nb == NULL)
-            return -1;
-        *buf = nb;
-        *cap = ncap;
-    }
+    if (belt__reserve(buf, cap, *len + arg_len * 4 + 3) != 0)
+        return -1;
     char *p = *buf + *len;
     *p++ = '\'';
     for (size_t i = 0; i < arg_len; i++) {
@@ -396,15 +402,9 @@ char *belt__job_command(const belt_job *job)
         const char *a = job->argv[i];
         size_t al = strlen(a);
         /* Room for a separator and the plain form. */
-        if (len + al + 2 > cap) {
-            size_t ncap = (len + al + 2) * 2;
-            char *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
+        if (belt__reserve(&buf, &cap, len + al + 2) != 0) {
+            free(buf);
+            return NULL;
         }
         if (i > 0)
             buf[len++] = ' ';

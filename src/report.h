@@ -41,6 +41,11 @@ char *belt__format_time(int64_t ns, char *buf, size_t size);
  * malloc'd string or NULL when memory runs out. */
 char *belt__job_command(const belt_job *job);
 
+/* Makes the malloc'd buffer *buf (capacity *cap; NULL, 0 to start) hold at
+ * least need bytes, growing it by doubling.  Returns 0, or -1 when memory
+ * runs out (*buf and *cap unchanged, still the caller's). */
+int belt__reserve(char **buf, size_t *cap, size_t need);
+
 /* Appends `arg` to the buffer at *buf (length *len, capacity *cap,
  * reallocated as needed) quoted for /bin/sh: inside single quotes, with each
  * ' written as '\''.  The buffer stays NUL-terminated.  Returns 0, or -1 when

@@ -6,7 +6,10 @@
  *   picks     each policy's decision rule: round-robin order, random
  *             uniformity (chi-square, fixed seed) and reproducibility,
  *             least-loaded always at the minimum, power-of-d reads exactly d
- *             distinct workers and joins the least loaded of them
+ *             distinct workers and joins the least loaded of them;
+ *             join-idle-queue serves idle workers first, each at most once,
+ *             then random; work-stealing lands jobs round-robin and names
+ *             victims other than the thief, deterministically per seed
  *
  * The "recording" view below logs which workers a pick() read, so a test
  * can check a sampling policy against the loads it actually saw.
@@ -58,7 +61,8 @@ static void *new_policy(const char *name, unsigned n, uint64_t seed, unsigned d)
 START_TEST(test_names_and_lookup)
 {
     static const char *const want[] = { "shared", "round-robin", "random",
-        "least-loaded", "power-of-two", "power-of-d" };
+        "least-loaded", "power-of-two", "power-of-d", "join-idle-queue",
+        "work-stealing" };
     const char *const *names = belt__policy_names();
     size_t k = 0;
     for (; names[k] != NULL; k++) {
@@ -68,9 +72,16 @@ START_TEST(test_names_and_lookup)
         ck_assert_ptr_nonnull(p->init);
         ck_assert_ptr_nonnull(p->pick);
         ck_assert_ptr_nonnull(p->free);
-        ck_assert_int_eq(p->topology, strcmp(names[k], "shared") == 0
-                                          ? BELT__TOPO_SHARED
-                                          : BELT__TOPO_PER_WORKER);
+        ck_assert_int_eq(p->topology,
+                         strcmp(names[k], "shared") == 0 ? BELT__TOPO_SHARED
+                         : strcmp(names[k], "work-stealing") == 0
+                             ? BELT__TOPO_STEALING
+                             : BELT__TOPO_PER_WORKER);
+        /* victim() exactly for STEALING; idle() only for join-idle-queue. */
+        ck_assert_int_eq(p->victim != NULL,
+                         p->topology == BELT__TOPO_STEALING);
+        ck_assert_int_eq(p->idle != NULL,
+                         strcmp(names[k], "join-idle-queue") == 0);
     }
     ck_assert_uint_eq(k, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < k; i++)
@@ -334,6 +345,139 @@ START_TEST(test_view_forms_agree)
 }
 END_TEST
 
+/* ---- join-idle-queue and work-stealing ----------------------------------- */
+
+/* At start every worker is idle: the first n picks are 0..n-1, each once,
+ * in order, whatever the loads say. */
+START_TEST(test_jiq_initially_all_idle)
+{
+    enum { N = 6 };
+    const belt__policy *pol = belt__policy_find("join-idle-queue");
+    void *st = new_policy("join-idle-queue", N, 1, 0);
+    struct rec_view r = { .nreads = 0 };
+    for (unsigned i = 0; i < N; i++)
+        r.loads[i] = N - i; /* must be ignored */
+    belt__load_view v = rec_view_of(&r, N);
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_uint_eq(pol->pick(st, &v), i);
+    ck_assert_uint_eq(r.nreads, 0); /* JIQ reads no load */
+    pol->free(st);
+}
+END_TEST
+
+/* Idle reports are served first, oldest first, each worker at most once
+ * however often it reports; an empty idle queue falls back to random. */
+START_TEST(test_jiq_idle_first_once)
+{
+    enum { N = 8 };
+    const belt__policy *pol = belt__policy_find("join-idle-queue");
+    void *st = new_policy("join-idle-queue", N, 5, 0);
+    belt__load_view v = { .n = N, .loads = (unsigned[N]){ 0 } };
+    for (unsigned i = 0; i < N; i++)
+        pol->pick(st, &v); /* empty the initial idle queue */
+    pol->idle(st, 5);
+    pol->idle(st, 2);
+    pol->idle(st, 5); /* already queued: no-op */
+    pol->idle(st, 7);
+    pol->idle(st, 2);
+    pol->idle(st, N); /* out of range: ignored */
+    ck_assert_uint_eq(pol->pick(st, &v), 5);
+    ck_assert_uint_eq(pol->pick(st, &v), 2);
+    ck_assert_uint_eq(pol->pick(st, &v), 7);
+    /* Re-joining after being picked works again. */
+    pol->idle(st, 5);
+    ck_assert_uint_eq(pol->pick(st, &v), 5);
+    /* Now random: all workers hit, roughly uniformly. */
+    enum { PICKS = 8000 };
+    long count[N] = { 0 };
+    for (int k = 0; k < PICKS; k++) {
+        unsigned w = pol->pick(st, &v);
+        ck_assert_uint_lt(w, N);
+        count[w]++;
+    }
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_msg(count[i] > PICKS / N / 2, "worker %u: %ld picks", i,
+                      count[i]);
+    pol->free(st);
+}
+END_TEST
+
+/* Same seed, same sequence of picks and idle reports: same choices. */
+START_TEST(test_jiq_reproducible)
+{
+    enum { N = 5 };
+    const belt__policy *pol = belt__policy_find("join-idle-queue");
+    void *a = new_policy("join-idle-queue", N, 9, 0);
+    void *b = new_policy("join-idle-queue", N, 9, 0);
+    belt__load_view v = { .n = N, .loads = (unsigned[N]){ 0 } };
+    uint64_t rs = 3;
+    for (int k = 0; k < 1000; k++) {
+        if (tu_rand(&rs) % 3 == 0) {
+            unsigned w = (unsigned)(tu_rand(&rs) % N);
+            pol->idle(a, w);
+            pol->idle(b, w);
+        }
+        ck_assert_uint_eq(pol->pick(a, &v), pol->pick(b, &v));
+    }
+    pol->free(a);
+    pol->free(b);
+}
+END_TEST
+
+/* work-stealing: jobs land round-robin; a victim is never the thief, every
+ * other worker is chosen (roughly uniformly), and the sequence per thief
+ * depends only on the seed, not on other thieves' calls. */
+START_TEST(test_steal_pick_and_victim)
+{
+    enum { N = 5, CALLS = 5000 };
+    const belt__policy *pol = belt__policy_find("work-stealing");
+    void *st = new_policy("work-stealing", N, 42, 0);
+    belt__load_view v = { .n = N, .loads = (unsigned[N]){ 0 } };
+    for (unsigned i = 0; i < 3 * N; i++)
+        ck_assert_uint_eq(pol->pick(st, &v), i % N);
+    for (unsigned thief = 0; thief < N; thief++) {
+        long count[N] = { 0 };
+        for (int k = 0; k < CALLS; k++) {
+            unsigned w = pol->victim(st, thief, &v);
+            ck_assert_uint_lt(w, N);
+            ck_assert_uint_ne(w, thief);
+            count[w]++;
+        }
+        for (unsigned i = 0; i < N; i++)
+            if (i != thief)
+                ck_assert_msg(count[i] > CALLS / (N - 1) / 2,
+                              "thief %u robbed %u only %ld times", thief, i,
+                              count[i]);
+    }
+    pol->free(st);
+
+    /* Determinism per seed and per thief: interleaving other thieves'
+     * calls does not change thief 1's sequence. */
+    void *a = new_policy("work-stealing", N, 7, 0);
+    void *b = new_policy("work-stealing", N, 7, 0);
+    void *c = new_policy("work-stealing", N, 8, 0);
+    int differ = 0;
+    for (int k = 0; k < 200; k++) {
+        pol->victim(b, 3, &v);
+        pol->victim(b, 0, &v);
+        unsigned x = pol->victim(a, 1, &v);
+        ck_assert_uint_eq(x, pol->victim(b, 1, &v));
+        differ += x != pol->victim(c, 1, &v);
+    }
+    ck_assert_int_gt(differ, 0);
+    pol->free(a);
+    pol->free(b);
+    pol->free(c);
+
+    /* One worker: nobody to rob. */
+    void *one = new_policy("work-stealing", 1, 1, 0);
+    belt__load_view v1 = { .n = 1, .loads = (unsigned[1]){ 0 } };
+    ck_assert_uint_eq(pol->victim(one, 0, &v1), 1);
+    ck_assert_uint_eq(pol->pick(one, &v1), 0);
+    pol->free(one);
+}
+END_TEST
+
 /* ======================================================================= main */
 
 static void setup(void)
@@ -370,6 +514,10 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_power_of_d_samples_d);
     tcase_add_test(tc, test_power_of_two_distribution);
     tcase_add_test(tc, test_view_forms_agree);
+    tcase_add_test(tc, test_jiq_initially_all_idle);
+    tcase_add_test(tc, test_jiq_idle_first_once);
+    tcase_add_test(tc, test_jiq_reproducible);
+    tcase_add_test(tc, test_steal_pick_and_victim);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,7 +7,12 @@
  *             time, thread counts, pthread_create failing part-way
  *   dispatch  exactly one result per job for every policy (many noop jobs,
  *             a bitmap of seq), round-robin order, least-loaded and
- *             power-of-two spreading long jobs over idle workers
+ *             power-of-two spreading long jobs over idle workers;
+ *             join-idle-queue serving idle workers first; work-stealing
+ *             moving jobs queued behind a long one to idle workers (the
+ *             pool's steal counter), and waking parked workers for each of
+ *             many one-at-a-time jobs (a lost wake-up would time out);
+ *             per-worker speed factors
  *   stop      shutdown finishes queued jobs; cancel stops running and queued
  *             jobs promptly; cancel wakes a blocked submit and a waiting
  *             shutdown; idempotence and every order of shutdown/cancel/free;
@@ -22,13 +27,15 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <math.h>
 
 #include "belt/job.h"
 #include "belt/pool.h"
 #include "policy.h"
 
 static const char *const all_policies[] = { "shared", "round-robin", "random",
-    "least-loaded", "power-of-two", "power-of-d" };
+    "least-loaded", "power-of-two", "power-of-d", "join-idle-queue",
+    "work-stealing" };
 #define N_POLICIES ((int)(sizeof all_policies / sizeof all_policies[0]))
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -544,6 +551,175 @@ START_TEST(test_load_aware_spread)
 }
 END_TEST
 
+/* join-idle-queue: at start every worker is idle, so the first W jobs go
+ * to workers 0..W-1 in order; a worker that finished its job rejoins the
+ * idle queue (before its result is sent) behind those never picked. */
+START_TEST(test_jiq_idle_first)
+{
+    enum { W = 3 };
+    belt_chan *res = new_results();
+    belt_pool *p = new_pool("join-idle-queue", W, 0, res);
+    belt_job quick, longj[W + 1];
+    noop_job(&quick, 100);
+    ck_assert_rc(belt_pool_submit(p, &quick), BELT_OK); /* -> worker 0 */
+    belt_result *r = recv_result(res);
+    ck_assert_int_eq(r->worker, 0);
+    belt_result_free(r);
+    /* Idle queue now: 1, 2, 0. */
+    for (unsigned i = 0; i < W; i++) {
+        sleep_job(&longj[i], i, 60 * TU_SEC);
+        ck_assert_rc(belt_pool_submit(p, &longj[i]), BELT_OK);
+    }
+    for (unsigned w = 0; w < W; w++)
+        ck_assert_uint_eq(belt__pool_load(p, w), 1);
+    /* Idle queue empty: the next job goes to some worker at random. */
+    sleep_job(&longj[W], W, 60 * TU_SEC);
+    ck_assert_rc(belt_pool_submit(p, &longj[W]), BELT_OK);
+    unsigned total = 0;
+    for (unsigned w = 0; w < W; w++)
+        total += belt__pool_load(p, w);
+    ck_assert_uint_eq(total, W + 1);
+    ck_assert_rc(belt_pool_cancel(p), BELT_OK);
+    int per[W] = { 0 };
+    for (unsigned i = 0; i < W + 1; i++) {
+        r = recv_result(res);
+        ck_assert_int_eq(r->status, BELT_JOB_CANCELED);
+        if (r->seq < W) /* seq i went to worker (i + 1) % W */
+            ck_assert_int_eq(r->worker, (int)((r->seq + 1) % W));
+        per[r->worker]++;
+        belt_result_free(r);
+    }
+    belt_pool_free(p);
+    belt_chan_free(res);
+}
+END_TEST
+
+/* work-stealing with mixed lengths: job 0 is long and lands on worker 0
+ * (round-robin), and so do jobs 4, 8, ...  Whoever runs job 0 (worker 0,
+ * or a thief that took it first) is worker L; while L sleeps, the others,
+ * done with their own short jobs, must steal the jobs queued for L (seq =
+ * L mod W). */
+START_TEST(test_steal_mixed_lengths)
+{
+    enum { W = 4, N = 40 };
+    belt_chan *res = new_results();
+    belt_pool *p = new_pool("work-stealing", W, 0, res);
+    belt_job jobs[N];
+    for (int i = 0; i < N; i++)
+        sleep_job(&jobs[i], (uint64_t)i,
+                  i == 0 ? (tu_sanitized() ? 2000 : 600) * TU_MS : 2 * TU_MS);
+    for (int i = 0; i < N; i++)
+        ck_assert_rc(belt_pool_submit(p, &jobs[i]), BELT_OK);
+    int seen[N] = { 0 }, ran_on[N], moved = 0;
+    for (int i = 0; i < N; i++) {
+        belt_result *r = recv_result(res);
+        ck_assert_int_eq(r->status, BELT_JOB_OK);
+        ck_assert_uint_lt(r->seq, N);
+        seen[r->seq]++;
+        ck_assert_int_ge(r->worker, 0);
+        ck_assert_int_lt(r->worker, W);
+        ran_on[r->seq] = r->worker;
+        belt_result_free(r);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(seen[i], 1);
+    int L = ran_on[0];
+    for (int i = 1; i < N; i++)
+        if (i % W == L)
+            moved += ran_on[i] != L;
+    ck_assert_int_gt(moved, 0);
+    ck_assert_uint_ge(belt__pool_steals(p), (uint64_t)moved);
+    for (unsigned w = 0; w < W; w++)
+        ck_assert_uint_eq(belt__pool_load(p, w), 0);
+    ck_assert_rc(belt_pool_shutdown(p), BELT_OK);
+    belt_result *extra;
+    ck_assert_rc(belt_chan_try_recv(res, &extra), BELT_EMPTY);
+    belt_pool_free(p);
+    belt_chan_free(res);
+}
+END_TEST
+
+/* Parked workers wake for each job: one job at a time, each waited for,
+ * so every worker parks between jobs.  A lost wake-up hangs recv_result
+ * (20 s) and fails the test. */
+START_TEST(test_steal_wakes_parked)
+{
+    enum { W = 3 };
+    long n = tu_scaled(400, 50);
+    belt_chan *res = new_results();
+    belt_pool *p = new_pool("work-stealing", W, 0, res);
+    belt_job job;
+    for (long i = 0; i < n; i++) {
+        if (i % 2)
+            noop_job(&job, (uint64_t)i);
+        else
+            sleep_job(&job, (uint64_t)i, 100000); /* 0.1 ms */
+        ck_assert_rc(belt_pool_submit(p, &job), BELT_OK);
+        belt_result *r = recv_result(res);
+        ck_assert_uint_eq(r->seq, (uint64_t)i);
+        ck_assert_int_eq(r->status, BELT_JOB_OK);
+        belt_result_free(r);
+    }
+    /* Two at a time: one lands on a busy worker's inbox; a parked one must
+     * be woken to take it (or the busy one takes it after). */
+    belt_job two[2];
+    for (long i = 0; i < n / 4; i++) {
+        sleep_job(&two[0], 0, 1 * TU_MS);
+        sleep_job(&two[1], 1, 1 * TU_MS);
+        ck_assert_rc(belt_pool_submit(p, &two[0]), BELT_OK);
+        ck_assert_rc(belt_pool_submit(p, &two[1]), BELT_OK);
+        belt_result_free(recv_result(res));
+        belt_result_free(recv_result(res));
+    }
+    belt_pool_free(p);
+    belt_result *extra;
+    ck_assert_rc(belt_chan_try_recv(res, &extra), BELT_EMPTY);
+    belt_chan_free(res);
+}
+END_TEST
+
+/* Speed factors: a sleep job on a worker of speed f takes duration / f.
+ * Bounds are one-sided where timing is noisy: a slowed worker takes at
+ * least the stretched time; a sped-up one at least the shortened time and
+ * clearly less than the full one. */
+START_TEST(test_speeds)
+{
+    const char *policy = _i == 0 ? "round-robin" : "work-stealing";
+    belt_chan *res = new_results();
+    belt_pool *p = new_pool(policy, 2, 0, res);
+    ck_assert_rc(belt__pool_set_speeds(NULL, NULL), BELT_EINVAL);
+    ck_assert_rc(belt__pool_set_speeds(p, (double[]){ 1.0, 0.0 }),
+                 BELT_EINVAL);
+    ck_assert_rc(belt__pool_set_speeds(p, (double[]){ -1.0, 1.0 }),
+                 BELT_EINVAL);
+    ck_assert_rc(belt__pool_set_speeds(p, (double[]){ 1.0, NAN }),
+                 BELT_EINVAL);
+    ck_assert_rc(belt__pool_set_speeds(p, (double[]){ 0.25, 4.0 }), BELT_OK);
+    belt_job slow, fast;
+    sleep_job(&slow, 0, 20 * TU_MS);  /* worker 0: 80 ms */
+    sleep_job(&fast, 1, 2 * TU_SEC);  /* worker 1: 500 ms */
+    ck_assert_rc(belt_pool_submit(p, &slow), BELT_OK);
+    ck_assert_rc(belt_pool_submit(p, &fast), BELT_OK);
+    for (int i = 0; i < 2; i++) {
+        belt_result *r = recv_result(res);
+        ck_assert_int_eq(r->status, BELT_JOB_OK);
+        ck_assert_ptr_eq(r->job, r->seq == 0 ? &slow : &fast);
+        if (r->worker == 0) /* speed 0.25 */
+            ck_assert_int_ge(r->duration_ns, 4 * r->job->duration_ns);
+        else {               /* speed 4 */
+            ck_assert_int_ge(r->duration_ns, r->job->duration_ns / 4);
+            ck_assert_int_lt(r->duration_ns, r->job->duration_ns);
+        }
+        belt_result_free(r);
+    }
+    /* The job itself is unchanged. */
+    ck_assert_int_eq(slow.duration_ns, 20 * TU_MS);
+    ck_assert_int_eq(fast.duration_ns, 2 * TU_SEC);
+    belt_pool_free(p);
+    belt_chan_free(res);
+}
+END_TEST
+
 /* ---- stop -------------------------------------------------------------------------- */
 
 START_TEST(test_shutdown_finishes_queued)
@@ -643,7 +819,9 @@ static void *submit_until_refused(void *arg)
  * one queued come back CANCELED, and submitting stops with BELT_CLOSED. */
 START_TEST(test_cancel_wakes_blocked_submit)
 {
-    const char *policy = _i == 0 ? "shared" : "round-robin";
+    const char *policy = _i == 0 ? "shared"
+                         : _i == 1 ? "round-robin"
+                                   : "work-stealing";
     enum { N = 8 };
     belt_chan *res = new_results();
     belt_pool *p = new_pool(policy, 1, 1, res);
@@ -684,7 +862,10 @@ START_TEST(test_cancel_during_shutdown)
     enum { N = 4 };
     belt_chan *res = new_results();
     int before = thread_baseline();
-    belt_pool *p = new_pool(_i == 0 ? "shared" : "least-loaded", 2, 0, res);
+    belt_pool *p = new_pool(_i == 0   ? "shared"
+                            : _i == 1 ? "least-loaded"
+                                      : "work-stealing",
+                            2, 0, res);
     belt_job jobs[N];
     for (int i = 0; i < N; i++) {
         sleep_job(&jobs[i], (uint64_t)i, 60 * TU_SEC);
@@ -818,6 +999,10 @@ static Suite *pool_suite(void)
     tcase_add_loop_test(tc, test_concurrent_submitters, 0, N_POLICIES);
     tcase_add_test(tc, test_round_robin_order);
     tcase_add_loop_test(tc, test_load_aware_spread, 0, 2);
+    tcase_add_test(tc, test_jiq_idle_first);
+    tcase_add_test(tc, test_steal_mixed_lengths);
+    tcase_add_test(tc, test_steal_wakes_parked);
+    tcase_add_loop_test(tc, test_speeds, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stop");
@@ -826,8 +1011,8 @@ static Suite *pool_suite(void)
     tcase_add_loop_test(tc, test_shutdown_finishes_queued, 0, N_POLICIES);
     tcase_add_loop_test(tc, test_cancel_long_jobs, 0, N_POLICIES);
     tcase_add_test(tc, test_cancel_process_job);
-    tcase_add_loop_test(tc, test_cancel_wakes_blocked_submit, 0, 2);
-    tcase_add_loop_test(tc, test_cancel_during_shutdown, 0, 2);
+    tcase_add_loop_test(tc, test_cancel_wakes_blocked_submit, 0, 3);
+    tcase_add_loop_test(tc, test_cancel_during_shutdown, 0, 3);
     tcase_add_test(tc, test_stop_orders);
     tcase_add_test(tc, test_results_closed_by_caller);
     tcase_add_test(tc, test_results_ref_held);

@@ -22,8 +22,13 @@
  *   "least-loaded"  the worker with the fewest queued + running jobs
  *   "power-of-two"  two workers sampled at random, the less loaded one
  *   "power-of-d"    `d` workers sampled at random, the least loaded one
- * Other policies come with `belt experiment`; belt_pool_policy_names() lists
- * what this build has.
+ *   "join-idle-queue"  a worker that reported itself idle (each worker
+ *                   joins the idle queue when its queue runs dry), else one
+ *                   at random
+ *   "work-stealing" per-worker deques, jobs placed round-robin; a worker
+ *                   with nothing to do takes the oldest job queued at a
+ *                   random other worker; idle workers block (no polling)
+ * belt_pool_policy_names() lists what this build has.
  *
  * Draining: workers block sending on a full bounded results channel, so the
  * caller must keep receiving (or use an unbounded results channel) while

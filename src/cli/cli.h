@@ -14,4 +14,23 @@ int belt__cli_run(int argc, char **argv);
  * (validate.c). */
 int belt__cli_validate(int argc, char **argv);
 
+/* ---- added by later issues: one block per command ---- */
+
+/* (experiment) */
+
+/* belt experiment [options] CONFIG: a load-balancing experiment, live or
+ * simulated (experiment.c). */
+int belt__cli_experiment(int argc, char **argv);
+
+/* (worker, status) */
+
+/* belt worker --broker URL [options]: serve jobs from a Redis broker
+ * (worker.c, engine in src/broker_worker.c). */
+int belt__cli_worker(int argc, char **argv);
+
+/* belt status --broker URL [--namespace P] [--json]: runs, queue depth, jobs
+ * in flight per worker, dead letters and live workers of a Redis broker
+ * (status.c). */
+int belt__cli_status(int argc, char **argv);
+
 #endif /* BELT_CLI_H */

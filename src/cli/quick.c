@@ -84,15 +84,9 @@ char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len)
     for (;;) {
         const char *hole = strstr(p, "{}");
         size_t lit = hole ? (size_t)(hole - p) : strlen(p);
-        if (len + lit + 2 > cap) {
-            size_t ncap = (len + lit + 2) * 2 + 64;
-            char *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
+        if (belt__reserve(&buf, &cap, len + lit + 2) != 0) {
+            free(buf);
+            return NULL;
         }
         memcpy(buf + len, p, lit);
         len += lit;

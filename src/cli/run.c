@@ -60,6 +60,7 @@ static void run_usage(FILE *out)
     fputs(
         "usage: belt run [options] CONFIG\n"
         "       belt run [options] --command CMD [-a FILE]   (quick mode)\n"
+        "       belt run [options] PIPELINE.json   (belt run PIPELINE.json -h)\n"
         "\n"
         "Runs the jobs of the JSON config CONFIG (see belt.json(5)) on a pool of\n"
         "workers and writes one JSON line per job to the results file.  Quick mode\n"
@@ -70,7 +71,8 @@ static void run_usage(FILE *out)
         "  -j, --workers N      worker threads: N, 0 for one per CPU, or P% of the\n"
         "                       CPUs (default: the config's \"workers\", else one per CPU)\n"
         "      --policy P       how jobs are spread over workers: shared (default),\n"
-        "                       round-robin, random, least-loaded, power-of-two\n"
+        "                       round-robin, random, least-loaded, power-of-two,\n"
+        "                       power-of-d, join-idle-queue, work-stealing\n"
         "      --results FILE   where result lines go (default belt-results.jsonl in\n"
         "                       config mode, none in quick mode; - for stdout)\n"
         "      --resume FILE    skip jobs whose id has status \"ok\" in FILE, the\n"
@@ -82,6 +84,16 @@ static void run_usage(FILE *out)
         "  -q, --quiet          no progress line and no summary on stderr\n"
         "      --timeout DUR    timeout of every job (\"500ms\", \"30s\", \"2m\"; 0: none)\n"
         "      --retries N      retries of every job after a failure or timeout\n"
+        "\n"
+        "across machines (config mode; see belt worker --help, belt status):\n"
+        "      --broker URL     run the jobs on `belt worker` processes through\n"
+        "                       the Redis at URL: redis://[[user]:password@]host\n"
+        "                       [:port][/db] or unix:///path/redis.sock (password\n"
+        "                       also from $BELT_REDIS_PASSWORD); -j and --policy\n"
+        "                       are then the workers' business\n"
+        "      --namespace P    prefix of the broker's keys (default \"belt\")\n"
+        "      --max-deliveries N  deliveries of a job before it is dead-lettered\n"
+        "                       (a worker died running it each time; default 3)\n"
         "\n"
         "quick mode:\n"
         "      --command CMD    run CMD (through /bin/sh) once per input line; each\n"
@@ -102,7 +114,8 @@ static void run_usage(FILE *out)
 
 enum {
     OPT_POLICY = 256, OPT_RESULTS, OPT_RESUME, OPT_JOBLOG, OPT_DRY_RUN,
-    OPT_HALT, OPT_TIMEOUT, OPT_RETRIES, OPT_COMMAND, OPT_LINE_BUFFER
+    OPT_HALT, OPT_TIMEOUT, OPT_RETRIES, OPT_COMMAND, OPT_LINE_BUFFER,
+    OPT_BROKER, OPT_NAMESPACE, OPT_MAX_DELIVERIES
 };
 
 static const struct option run_options[] = {
@@ -121,6 +134,9 @@ static const struct option run_options[] = {
     {"arg-file", required_argument, NULL, 'a'},
     {"null", no_argument, NULL, '0'},
     {"line-buffer", no_argument, NULL, OPT_LINE_BUFFER},
+    {"broker", required_argument, NULL, OPT_BROKER},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -285,6 +301,21 @@ static int parse_run_args(int argc, char **argv, belt__run_opts *o)
         case 'a': o->arg_file = optarg; break;
         case '0': o->null_sep = true; break;
         case OPT_LINE_BUFFER: o->line_buffer = true; break;
+        case OPT_BROKER: o->broker = optarg; break;
+        case OPT_NAMESPACE: o->broker_ns = optarg; break;
+        case OPT_MAX_DELIVERIES: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || errno || optarg[0] == '-' ||
+                v < 1 || v > 1000) {
+                fprintf(stderr, "belt run: --max-deliveries: expected a "
+                        "number from 1 to 1000, not '%s'\n", optarg);
+                return 2;
+            }
+            o->max_deliveries = (unsigned)v;
+            break;
+        }
         case 'h':
             run_usage(stdout);
             return 0;
@@ -338,6 +369,19 @@ static int parse_run_args(int argc, char **argv, belt__run_opts *o)
     }
     if (o->policy && check_policy(o->policy, "--policy") != 0)
         return 2;
+    if (o->broker && (o->command || o->workers_arg || o->policy)) {
+        fprintf(stderr, "belt run: --broker: %s does not apply (%s)\n",
+                o->command ? "quick mode (--command)"
+                : o->workers_arg ? "-j/--workers" : "--policy",
+                o->command ? "the broker runs config jobs"
+                           : "the workers choose: belt worker -j N");
+        return 2;
+    }
+    if (!o->broker && (o->broker_ns || o->max_deliveries)) {
+        fprintf(stderr, "belt run: %s only applies with --broker URL\n",
+                o->broker_ns ? "--namespace" : "--max-deliveries");
+        return 2;
+    }
     return -1;
 }
 
@@ -814,7 +858,8 @@ static int run_config(belt__run_opts *o)
         .resumed = cfg_resumed,
         .total = belt_config_job_count(cfg),
     };
-    int status = belt__run_engine(o, &src);
+    int status = o->broker ? belt__run_broker(o, &src) /* run_broker.c */
+                           : belt__run_engine(o, &src);
     belt_sched_free(s);
     belt_config_free(cfg);
     return status;
@@ -822,6 +867,8 @@ static int run_config(belt__run_opts *o)
 
 int belt__cli_run(int argc, char **argv)
 {
+    if (belt__cli_pipeline_requested(argc, argv))
+        return belt__cli_run_pipeline(argc, argv); /* pipeline.c */
     belt__run_opts o;
     int rc = parse_run_args(argc, argv, &o);
     if (rc >= 0)

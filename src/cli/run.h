@@ -6,6 +6,7 @@
  *   run_signal.c SIGINT/SIGTERM plumbing (self-pipe and a thread)
  *   run_output.c results file, job log, reorder buffer, grouped output
  *   validate.c   `belt validate`
+ *   pipeline.c   `belt run`/`belt validate` of pipeline configs
  */
 #ifndef BELT_CLI_RUN_H
 #define BELT_CLI_RUN_H
@@ -38,6 +39,10 @@ typedef struct belt__run_opts {
     bool have_retries;
     unsigned retries;         /* --retries */
     unsigned workers;         /* resolved worker count (>= 1) */
+    const char *broker;       /* --broker URL: run on `belt worker`s through
+                               * Redis (run_broker.c), or NULL: locally */
+    const char *broker_ns;    /* --namespace, or NULL ("belt") */
+    unsigned max_deliveries;  /* --max-deliveries, or 0 (the default, 3) */
 } belt__run_opts;
 
 /* Resolves "-j" text: "N", "0" (online CPUs) or "P%" (of online CPUs, at
@@ -78,6 +83,13 @@ typedef struct belt__source {
  * progress and summary.  Returns the exit status (0, 1, 130, 143). */
 int belt__run_engine(const belt__run_opts *o, belt__source *src);
 
+/* Runs every job of src (next mode: a config's scheduler) on remote
+ * workers through the Redis broker o->broker (run_broker.c), writing
+ * results, job log, progress and summary as belt__run_engine() does.
+ * Returns the exit status (0, 1, 2 when the broker cannot be reached or
+ * refuses us, 130, 143). */
+int belt__run_broker(const belt__run_opts *o, belt__source *src);
+
 /* ---- quick mode ---------------------------------------------------------- */
 
 /* `belt run --command CMD [-a FILE]`.  Returns the exit status. */
@@ -87,6 +99,20 @@ int belt__run_quick(belt__run_opts *o);
  * shell-quoted, or, when cmd has no "{}", arg quoted and appended after a
  * space.  Returns a malloc'd string or NULL when memory runs out. */
 char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len);
+
+/* ---- pipelines (pipeline.c) ------------------------------------------- */
+
+/* True when an argument of `belt run` names a pipeline config (a JSON file
+ * whose top-level object has a "pipeline" key), outside quick mode. */
+bool belt__cli_pipeline_requested(int argc, char **argv);
+
+/* `belt run [options] PIPELINE.json`: the same argv as belt__cli_run().
+ * Returns the exit status (0, 1, 2, 130, 143). */
+int belt__cli_run_pipeline(int argc, char **argv);
+
+/* `belt validate` of one pipeline config: prints "PATH: ok (...)" on stdout
+ * or the error on stderr.  Returns 0 or 2. */
+int belt__cli_validate_pipeline(const char *path);
 
 /* ---- progress line ----------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 #include "belt/config.h"
 #include "cli/cli.h"
 #include "cli/run.h"
+#include "pipeline.h"
 
 static void validate_usage(FILE *out)
 {
@@ -24,7 +25,9 @@ static void validate_usage(FILE *out)
           "\n"
           "Checks each JSON job config (see belt.json(5)) without running\n"
           "anything: prints \"CONFIG: ok (N jobs)\", or the first error as\n"
-          "FILE:LINE:COLUMN: JSON.PATH: message.\n"
+          "FILE:LINE:COLUMN: JSON.PATH: message.  Pipeline configs (a\n"
+          "\"pipeline\" key) are checked as `belt run` would load them:\n"
+          "stage kinds, plugins and symbols, source and sink files.\n"
           "\n"
           "  -h, --help   show this help\n"
           "\n"
@@ -57,6 +60,11 @@ int belt__cli_validate(int argc, char **argv)
     }
     int status = 0;
     for (int i = optind; i < argc; i++) {
+        if (belt__pipeline_is_config_file(argv[i])) {
+            if (belt__cli_validate_pipeline(argv[i]) != 0)
+                status = 2;
+            continue;
+        }
         belt_config_error err;
         memset(&err, 0, sizeof err);
         belt_config *cfg = belt_config_load(argv[i], &err);
