@@ -796,6 +796,7 @@ static void check_streams_out(const char *stage)
              " \"sink\": {\"file\": \"%s/out\"}}}", (unsigned long long)n, stage, dir);
     ck_assert_int_eq(belt__pipeline_start(r.p), BELT_OK);
     belt__stage_stats ss[1];
+    memset(ss, 0, sizeof ss); /* filled by stats_get; zeroed for cppcheck */
     belt__pipeline_stats st = { .stage = ss };
     bool early = false;
     while (!early && belt__pipeline_wait(r.p, 10 * 1000000LL) == BELT__PIPE_RUNNING) {
@@ -841,6 +842,8 @@ START_TEST(test_busy_excludes_blocked)
              " \"sink\": {\"file\": \"%s/out\"}}}", dir);
     ck_assert_int_eq(belt__pipeline_start(r.p), BELT_OK);
     belt__stage_stats a[2], b[2];
+    memset(a, 0, sizeof a); /* filled by stats_get; zeroed for cppcheck */
+    memset(b, 0, sizeof b);
     belt__pipeline_stats sa = { .stage = a }, sb = { .stage = b };
     bool idle_blocked = false;
     while (belt__pipeline_wait(r.p, 10 * 1000000LL) == BELT__PIPE_RUNNING) {
