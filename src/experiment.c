@@ -757,6 +757,19 @@ void belt__exp_overrides_init(belt__exp_overrides *o)
     o->mode = -1;
 }
 
+void belt__exp_workload(const belt__exp_point *pt, belt__workload *w)
+{
+    *w = (belt__workload){
+        .arrival = pt->arrival,
+        .rate = pt->rate,
+        .service = pt->service,
+        .trace = pt->arrival == BELT__ARRIVAL_TRACE ? &pt->trace : NULL,
+        .jobs = pt->jobs,
+        .max_time = pt->max_time,
+        .warmup = pt->warmup,
+    };
+}
+
 const char *belt__exp_mode_name(belt__exp_mode m)
 {
     return m == BELT__EXP_LIVE ? "live" : "simulate";

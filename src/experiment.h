@@ -83,6 +83,11 @@ typedef struct belt__exp_point {
     bool overload;            /* open-loop load >= 1 (capped, warned) */
 } belt__exp_point;
 
+/* The simulator's workload of point pt (arrival, rate, service, trace,
+ * jobs, max_time, warmup; no progress callback) into *w.  w->trace borrows
+ * pt's.  Can't fail. */
+void belt__exp_workload(const belt__exp_point *pt, belt__workload *w);
+
 typedef struct belt__experiment {
     char *source;             /* the config's file name */
     belt__exp_mode mode;

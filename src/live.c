@@ -7,8 +7,9 @@
  * compared point by point.
  *
  * How a run goes:
- *   1. The workload is drawn up front, from the seed, exactly as sim.c
- *      draws it (same streams, same order): arrival times
+ *   1. The workload is drawn up front, from the seed, by the simulator's
+ *      own generator (belt__jobgen, sim.h: same streams, same order):
+ *      arrival times
  *      (Poisson: exponential gaps of mean 1/rate; rate: evenly spaced;
  *      batch: all at 0; trace: the trace's) and service times (the point's
  *      distribution, or the trace's), until `jobs` jobs or the `max_time`
@@ -66,16 +67,6 @@
 
 #define MAX_LIVE_JOBS 10000000u
 
-/* sim.c's seeds of its arrival and service streams (SEED_ARRIVAL,
- * SEED_SERVICE there), and its way of drawing from them, so that a live run
- * and a simulated run with the same seed see the same jobs (common random
- * numbers), and the pool's policy gets the simulator's policy seed (random
- * dispatch then makes the same choices): their difference is then the
- * implementation's, not sampling noise.  Keep in step with sim.c (tests/cli/experiment.sh compares the
- * two). */
-#define SIM_SEED_ARRIVAL 0xA22B0C5D3E4F6071ull
-#define SIM_SEED_SERVICE 0x5E2F1CE0DEADBEA7ull
-#define SIM_SEED_POLICY 0x9011C7D1B2A39485ull
 #define MAX_QUEUE 65536u
 
 typedef struct live_run {
@@ -100,35 +91,21 @@ static int64_t now(clockid_t c)
 
 /* ---- step 1: the workload ------------------------------------------------ */
 
+/* Draws the point's jobs with the simulator's generator (sim.h), so that a
+ * live and a simulated run of one seed see the same jobs: their difference
+ * is then the implementation's, not sampling noise. */
 static int draw(live_run *r, const belt__exp_point *pt, uint64_t seed)
 {
-    belt__rng ra, rs;
-    belt__rng_seed(&ra, seed ^ SIM_SEED_ARRIVAL);
-    belt__rng_seed(&rs, seed ^ SIM_SEED_SERVICE);
-    double inv_rate = pt->rate > 0 ? 1.0 / pt->rate : 0;
+    belt__workload wl;
+    belt__exp_workload(pt, &wl);
+    belt__jobgen g;
+    belt__jobgen_init(&g, &wl, seed);
     belt__trace w = { .n = 0 };
     size_t cap = 0;
     int rc = BELT_OK;
-    uint64_t limit = pt->jobs;
-    if (pt->arrival == BELT__ARRIVAL_TRACE)
-        limit = pt->jobs ? pt->jobs : pt->trace.n;
-    double t = 0;
-    for (uint64_t i = 0; i < limit; i++) {
-        double a, s;
-        if (pt->arrival == BELT__ARRIVAL_TRACE) {
-            a = pt->trace.arrival[i];
-            s = pt->trace.service[i];
-        } else {
-            if (pt->arrival == BELT__ARRIVAL_POISSON)
-                t += -log(belt__rng_unit(&ra)) * inv_rate;
-            else if (pt->arrival == BELT__ARRIVAL_RATE)
-                t = (double)i / pt->rate;
-            a = t;
-            s = belt__dist_sample(&pt->service, &rs);
-        }
-        if (pt->max_time > 0 && a > pt->max_time)
-            break;
-        if (i >= MAX_LIVE_JOBS) {
+    double a, s;
+    while (belt__jobgen_next(&g, &a, &s)) {
+        if (w.n >= MAX_LIVE_JOBS) {
             rc = BELT_EINVAL;
             break;
         }
@@ -373,9 +350,7 @@ int belt__live_run(const belt__exp_point *pt, uint64_t seed,
         o.workers = pt->workers;
         o.policy = pt->policy;
         o.d = pt->d;
-        o.seed = seed ^ SIM_SEED_POLICY;
-        if (o.seed == 0) /* 0 means "any" to the pool */
-            o.seed = 1;
+        o.seed = belt__sim_policy_seed(seed);
         o.queue_capacity = r.n < MAX_QUEUE ? r.n : MAX_QUEUE;
         rc = belt_pool_create(&r.pool, &o, r.results);
         if (rc == BELT_OK && pt->speeds != NULL &&

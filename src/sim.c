@@ -423,7 +423,7 @@ static int sim_init(sim *s, const belt__policy *pol,
             idle_append(s, i);
     s->view = (belt__load_view){ .n = n, .loads = s->loads };
     void *ps = NULL;
-    int rc = pol->init(&ps, n, seed ^ SEED_POLICY, pp);
+    int rc = pol->init(&ps, n, belt__sim_policy_seed(seed), pp);
     if (rc != BELT_OK)
         return rc;
     s->pol = pol;
@@ -470,16 +470,21 @@ static int check_args(const belt__policy *pol, unsigned workers,
 
 /* Generates job k (arrival order) into *j; returns 0 when there is no job k
  * (past the cap). */
-typedef struct gen {
-    const belt__workload *w;
-    belt__rng ra, rs;
-    uint64_t total;
-    double t, inv_rate;
-} gen;
+void belt__jobgen_init(belt__jobgen *g, const belt__workload *w,
+                       uint64_t seed)
+{
+    *g = (belt__jobgen){ .w = w, .total = w->jobs, .inv_rate = 1.0 / w->rate };
+    if (w->arrival == BELT__ARRIVAL_TRACE &&
+        (g->total == 0 || g->total > w->trace->n))
+        g->total = w->trace->n;
+    belt__rng_seed(&g->ra, seed ^ SEED_ARRIVAL);
+    belt__rng_seed(&g->rs, seed ^ SEED_SERVICE);
+}
 
-static int gen_next(gen *g, uint64_t k, sim_job *j)
+int belt__jobgen_next(belt__jobgen *g, double *arrival, double *service)
 {
     const belt__workload *w = g->w;
+    uint64_t k = g->k;
     if (k >= g->total)
         return 0;
     switch (w->arrival) {
@@ -498,12 +503,25 @@ static int gen_next(gen *g, uint64_t k, sim_job *j)
     }
     if (w->max_time > 0.0 && g->t > w->max_time)
         return 0;
-    j->arrival = g->t;
-    j->service = w->arrival == BELT__ARRIVAL_TRACE
-                     ? w->trace->service[k]
-                     : belt__dist_sample(&w->service, &g->rs);
-    j->seq = k;
+    *arrival = g->t;
+    *service = w->arrival == BELT__ARRIVAL_TRACE
+                   ? w->trace->service[k]
+                   : belt__dist_sample(&w->service, &g->rs);
+    g->k = k + 1;
     return 1;
+}
+
+uint64_t belt__sim_policy_seed(uint64_t seed)
+{
+    uint64_t s = seed ^ SEED_POLICY;
+    return s ? s : 1; /* 0 means "any seed" to a pool */
+}
+
+/* The next job of g into *j (its seq is its index); 1, or 0 at the end. */
+static int gen_next(belt__jobgen *g, sim_job *j)
+{
+    j->seq = g->k;
+    return belt__jobgen_next(g, &j->arrival, &j->service);
 }
 
 int belt__sim_run(const belt__policy *pol, const belt__policy_params *pp,
@@ -519,12 +537,8 @@ int belt__sim_run(const belt__policy *pol, const belt__policy_params *pp,
     }
     *out = (belt__point_result){ 0 };
 
-    gen g = { .w = w, .total = w->jobs, .inv_rate = 1.0 / w->rate };
-    if (w->arrival == BELT__ARRIVAL_TRACE &&
-        (g.total == 0 || g.total > w->trace->n))
-        g.total = w->trace->n;
-    belt__rng_seed(&g.ra, seed ^ SEED_ARRIVAL);
-    belt__rng_seed(&g.rs, seed ^ SEED_SERVICE);
+    belt__jobgen g;
+    belt__jobgen_init(&g, w, seed);
 
     sim s;
     rc = sim_init(&s, pol, pp, workers, speeds, seed);
@@ -537,8 +551,7 @@ int belt__sim_run(const belt__policy *pol, const belt__policy_params *pp,
     s.warm = (uint64_t)(w->warmup * (double)g.total);
 
     sim_job next;
-    uint64_t admitted = 0;
-    int have = gen_next(&g, 0, &next);
+    int have = gen_next(&g, &next);
     double first = have ? next.arrival : 0.0;
     while (have || s.hn > 0) {
         if (s.hn > 0 && (!have || s.heap[0].t <= next.arrival)) {
@@ -550,8 +563,7 @@ int belt__sim_run(const belt__policy *pol, const belt__policy_params *pp,
         rc = arrive(&s, &next);
         if (rc != BELT_OK)
             break;
-        admitted++;
-        have = gen_next(&g, admitted, &next);
+        have = gen_next(&g, &next);
     }
     if (rc != BELT_OK) {
         sim_free(&s);

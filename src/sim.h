@@ -144,6 +144,36 @@ typedef struct belt__workload {
 double belt__rate_for_load(double load, const belt__dist *service, unsigned n,
                            const double *speeds);
 
+/* ---- the jobs of a workload ---------------------------------------------- */
+
+/* The sequence of jobs (arrival, service) a workload and a seed give: what
+ * belt__sim_run() simulates, and what live mode (live.c) submits to a real
+ * pool, so that a live and a simulated run of one seed see the same jobs
+ * (common random numbers).  Arrival and service times come from two
+ * streams seeded from `seed`, so they do not depend on the policy. */
+typedef struct belt__jobgen {
+    const belt__workload *w;  /* borrowed */
+    belt__rng ra, rs;         /* arrival and service streams */
+    uint64_t total;           /* planned jobs: w->jobs, or the trace's n */
+    uint64_t k;               /* jobs given so far */
+    double t, inv_rate;       /* last arrival; 1 / w->rate */
+} belt__jobgen;
+
+/* Starts g on w (borrowed; its arrival, rate, service, trace, jobs and
+ * max_time must be valid as belt__sim_run() checks them).  Can't fail. */
+void belt__jobgen_init(belt__jobgen *g, const belt__workload *w,
+                       uint64_t seed);
+
+/* Stores the next job's arrival time (seconds from 0, non-decreasing) and
+ * service time (at speed 1) and returns 1; returns 0 when the planned jobs
+ * are all given or the next one would arrive after w->max_time. */
+int belt__jobgen_next(belt__jobgen *g, double *arrival, double *service);
+
+/* The seed the simulator gives its policy instance for run seed `seed`
+ * (live mode seeds its pool's policy with it too, so random dispatch makes
+ * the same choices).  Never 0. */
+uint64_t belt__sim_policy_seed(uint64_t seed);
+
 /* ---- results ------------------------------------------------------------ */
 
 /* One sweep point's measurements (simulated or live).  Times in seconds. */

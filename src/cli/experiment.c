@@ -224,17 +224,10 @@ static int run_point(const belt__experiment *e, const belt__exp_point *pt,
         if (e->mode == BELT__EXP_LIVE) {
             rc = belt__live_run(pt, seed, on_progress, pr, &res[k], &ex[k]);
         } else {
-            belt__workload w = {
-                .arrival = pt->arrival,
-                .rate = pt->rate,
-                .service = pt->service,
-                .trace = pt->arrival == BELT__ARRIVAL_TRACE ? &pt->trace : NULL,
-                .jobs = pt->jobs,
-                .max_time = pt->max_time,
-                .warmup = pt->warmup,
-                .progress = on_progress,
-                .progress_ctx = pr,
-            };
+            belt__workload w;
+            belt__exp_workload(pt, &w);
+            w.progress = on_progress;
+            w.progress_ctx = pr;
             belt__policy_params pp = { .d = pt->d };
             rc = belt__sim_run(belt__policy_find(pt->policy), &pp, pt->workers,
                                pt->speeds, &w, seed, &res[k]);
