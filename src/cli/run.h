@@ -144,12 +144,18 @@ int64_t belt__cli_now(void);
 
 typedef struct belt__sig belt__sig;
 
+/* A second signal sooner than this after the first, and the same signal,
+ * is the first one delivered again, not a second request. */
+#define BELT__SIG_REPEAT_NS 20000000LL
+
 /* Installs SIGINT/SIGTERM handlers (and a no-op SIGPIPE handler, so writes
  * to a closed pipe fail with EPIPE instead of killing belt and orphaning
  * jobs) and starts the thread that reads the self-pipe.  On the first
  * signal the thread records it and sends a NULL element on `wake` (a
  * channel of belt_result *) so the engine looks; on the second it kills the
- * process groups of belt's children with SIGKILL and exits at once.
+ * process groups of belt's children with SIGKILL and exits at once.  A
+ * repeat of the first signal within BELT__SIG_REPEAT_NS of it counts as the
+ * same one (GNU timeout forwards each signal twice: run_signal.c).
  * Returns 0, or -1 with errno set. */
 int belt__sig_start(belt__sig **out, belt_chan *wake);
 /* The first signal caught, or 0.  Any thread. */

@@ -22,6 +22,15 @@
  * The children are found in /proc (ppid field of /proc/PID/stat): the pool
  * has no call that hands out its children's pids.
  *
+ * A repeat of the first signal within BELT__SIG_REPEAT_NS of it is the same stop
+ * request, not a second one: GNU timeout(1) forwards every signal it gets
+ * twice, to its child and then to its process group, so `kill -INT` of a
+ * `timeout belt run ...` reaches belt twice within microseconds.  The
+ * handler stamps each signal with CLOCK_MONOTONIC (async-signal-safe) and
+ * writes signal and stamp as one message; a pipe write of fewer than
+ * PIPE_BUF bytes is atomic, so the thread always reads whole messages and
+ * judges by when the signal arrived, not by when it got to read it.
+ *
  * Handlers are reset to the default by exec, and the executor gives every
  * job an empty signal mask, so jobs see neither the handlers nor the mask.
  *
@@ -46,11 +55,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "belt/chan.h"
 #include "belt/job.h"
 #include "cli/run.h"
+
+/* What the handler writes: one message per signal; signo 0 stops the
+ * thread (belt__sig_stop). */
+struct sig_msg {
+    int64_t ns;
+    int signo;
+};
 
 struct belt__sig {
     int rfd, wfd;                 /* the self-pipe */
@@ -67,9 +84,11 @@ static int sig_pipe_wfd = -1;
 static void on_signal(int signo)
 {
     int saved = errno;
-    unsigned char b = (unsigned char)signo;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    struct sig_msg m = {(int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, signo};
     if (sig_pipe_wfd >= 0) {
-        ssize_t n = write(sig_pipe_wfd, &b, 1);
+        ssize_t n = write(sig_pipe_wfd, &m, sizeof m);
         (void)n; /* pipe full: a signal is already pending anyway */
     }
     errno = saved;
@@ -121,6 +140,7 @@ static void *sig_thread(void *arg)
 {
     belt__sig *s = arg;
     int count = 0;
+    struct sig_msg first = {0, 0};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -132,14 +152,18 @@ static void *sig_thread(void *arg)
         struct pollfd pf = {.fd = s->rfd, .events = POLLIN};
         if (poll(&pf, 1, -1) < 0 && errno != EINTR)
             break;
-        unsigned char b;
-        ssize_t n = read(s->rfd, &b, 1);
+        struct sig_msg m;
+        ssize_t n = read(s->rfd, &m, sizeof m);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (n <= 0 || b == 0)
+        if (n != (ssize_t)sizeof m || m.signo == 0)
             break; /* belt__sig_stop() */
+        if (count > 0 && m.signo == first.signo &&
+            m.ns - first.ns < BELT__SIG_REPEAT_NS)
+            continue; /* the same request, forwarded twice (see above) */
         if (++count == 1) {
-            atomic_store(&s->first, (int)b);
+            first = m;
+            atomic_store(&s->first, m.signo);
             belt_result *wake = NULL;
             belt_chan_send(s->wake, &wake);
             continue;
@@ -222,8 +246,8 @@ void belt__sig_stop(belt__sig *s)
     /* Keep catching SIGINT/SIGTERM until the thread is gone, so a late
      * signal is still turned into a byte rather than killing belt halfway
      * through its last writes; then restore. */
-    unsigned char stop = 0;
-    while (write(s->wfd, &stop, 1) < 0 && errno == EINTR)
+    struct sig_msg stop = {0, 0};
+    while (write(s->wfd, &stop, sizeof stop) < 0 && errno == EINTR)
         ;
     pthread_join(s->thread, NULL);
     sigaction(SIGINT, &s->old_int, NULL);

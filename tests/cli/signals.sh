@@ -45,6 +45,24 @@ for sig in INT TERM; do
     contains "message" err "stopping" && t_ok
 done
 
+# GNU timeout forwards a signal twice (to belt, then to its process group):
+# that is one request, so belt stops gracefully rather than killing at once.
+t_begin "SIGINT through timeout(1), delivered twice: still a graceful stop"
+rm -f pid.* belt-results.jsonl
+timeout 120 "$BELT" run sig.json >out 2>err &
+bpid=$!
+t_bg_pids="$t_bg_pids $bpid"
+if wait_for both_pids; then
+    kill -INT $bpid
+    rc=0; wait $bpid || rc=$?
+    eq "exit" "$rc" 130 &&
+    eq "lines" "$(lines belt-results.jsonl)" 4 &&
+    t_expect "no kill message" eval '! grep -q "second signal" err' &&
+    t_expect "no orphans" wait_for gone && t_ok
+else
+    t_fail "jobs did not start"
+fi
+
 # A job that ignores SIGTERM: the first SIGINT starts the kill grace period
 # (20 s here), the second must not wait for it.
 write stubborn.json <<'JSON'
