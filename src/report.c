@@ -1,9 +1,8 @@
 /* report.c: result records, the job log and summary statistics.
  *
  * Result records.  Each finished job becomes one JSON object on one line
- * (JSON Lines), built with jansson and dumped compactly.  The record is the
- * contract scripts read, so its shape does not depend on what happened: the
- * keys id, seq, status, exit_code, signal, attempts, worker, queued, started,
+ * (JSON Lines).  The record is the contract scripts read, so its shape
+ * does not depend on what happened: the keys id, seq, status, exit_code, signal, attempts, worker, queued, started,
  * ended, duration_ms, stdout, stderr, error and attempt_log are always there,
  * with null where a value does not apply (exit_code of a job killed by a
  * signal, worker of a skipped job).  Optional keys appear only when they say
@@ -15,6 +14,18 @@
  * U+FFFD (as browsers and Python's errors="replace" do) and NUL bytes are
  * kept as \u0000: a record never fails to serialise because of what a
  * program printed.
+ *
+ * A record is written once per job, on the hot path of every worker, so it
+ * is written straight into one growing buffer (usually a single malloc):
+ * no jansson object, no allocation per field, no printf except for
+ * durations above 10^12 us.  The bytes are exactly those jansson's
+ * json_dumps(JSON_COMPACT | JSON_REAL_PRECISION(12)) gave for the same
+ * object (the format predates this writer; tests/check_report.c keeps that
+ * jansson builder and compares the two on random results): keys in
+ * insertion order, escapes \" \\ \b \f \n \r \t and \u00XX (upper-case
+ * hex) for the other control characters, '/' and DEL and valid UTF-8 as
+ * they are, reals as "%.12g" with ".0" added to whole numbers.  The
+ * --dry-run job line is rarer and keeps the jansson builder.
  *
  * The job log reproduces GNU parallel's --joblog byte for byte in layout
  * (tab-separated, "%10.3f" runtime, newlines in the command written as NUL)
@@ -33,6 +44,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,10 +55,7 @@
 
 /* ---- strings ----------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
- * (overlong forms, surrogates and values above U+10FFFF are invalid, as in
- * RFC 3629).  NUL counts as valid (one byte). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t belt__utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     if (c < 0x80)
@@ -84,7 +93,7 @@ static json_t *json_bytes(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, l;
-    while (i < n && (l = utf8_seq_len(u + i, n - i)) != 0)
+    while (i < n && (l = belt__utf8_len(u + i, n - i)) != 0)
         i += l;
     if (i == n)
         return json_stringn_nocheck(s, n);
@@ -98,7 +107,7 @@ static json_t *json_bytes(const char *s, size_t n)
     size_t o = 0;
     i = 0;
     while (i < n) {
-        l = utf8_seq_len(u + i, n - i);
+        l = belt__utf8_len(u + i, n - i);
         if (l == 0) {
             memcpy(buf + o, "\xEF\xBF\xBD", 3);
             o += 3;
@@ -117,35 +126,6 @@ static json_t *json_bytes(const char *s, size_t n)
 static json_t *json_str_or_null(const char *s)
 {
     return s ? json_bytes(s, strlen(s)) : json_null();
-}
-
-char *belt__format_time(int64_t ns, char *buf, size_t size)
-{
-    if (size == 0)
-        return buf;
-    time_t secs = (time_t)(ns / 1000000000);
-    int ms = (int)((ns % 1000000000) / 1000000);
-    if (ms < 0) {
-        ms += 1000;
-        secs--;
-    }
-    struct tm tm;
-    if (gmtime_r(&secs, &tm) == NULL) {
-        snprintf(buf, size, "?");
-        return buf;
-    }
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, ms);
-    return buf;
-}
-
-static json_t *json_time(int64_t ns)
-{
-    char buf[48];
-    if (ns <= 0)
-        return json_null();
-    return json_string(belt__format_time(ns, buf, sizeof buf));
 }
 
 /* Milliseconds with three decimals (rounded to the microsecond). */
@@ -186,72 +166,572 @@ static char *dump_line(json_t *obj, size_t *len)
     return line;
 }
 
-static json_t *json_exit_code(int exit_code)
+/* ---- times ------------------------------------------------------------- */
+
+/* Splits ns into whole seconds and milliseconds the way the record format
+ * always has: truncating division, then a negative millisecond count is
+ * borrowed from the seconds (so -1.5 ms is 23:59:59.999 of the day before,
+ * but -0.5 ms is 00:00:00.000). */
+static void split_ns(int64_t ns, int64_t *secs, int *ms)
 {
-    return exit_code >= 0 ? json_integer(exit_code) : json_null();
+    *secs = ns / 1000000000;
+    *ms = (int)((ns % 1000000000) / 1000000);
+    if (*ms < 0) {
+        *ms += 1000;
+        (*secs)--;
+    }
 }
 
-static json_t *json_signal(int sig)
+static void put2(char *p, int v)
 {
-    return sig > 0 ? json_integer(sig) : json_null();
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* Writes "YYYY-MM-DDTHH:MM:SS" (SECOND_LEN bytes, no NUL) for secs since
+ * the epoch into p without gmtime_r or snprintf.  The date comes from the
+ * day count with Howard Hinnant's civil_from_days (proleptic Gregorian
+ * calendar, the one gmtime_r uses; exact for any day count that fits), see
+ * http://howardhinnant.github.io/date_algorithms.html#civil_from_days.
+ * Returns false, writing nothing, when the year is outside 0..9999 (never
+ * for an int64_t of nanoseconds: those span 1677..2262). */
+#define SECOND_LEN 19
+static bool iso_second(int64_t secs, char *p)
+{
+    int64_t days = secs / 86400;
+    int sod = (int)(secs % 86400);
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    uint32_t doe = (uint32_t)(z - era * 146097);                /* [0, 146096] */
+    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);     /* [0, 365] */
+    uint32_t mp = (5 * doy + 2) / 153;                          /* [0, 11] */
+    int day = (int)(doy - (153 * mp + 2) / 5 + 1);              /* [1, 31] */
+    int month = (int)(mp < 10 ? mp + 3 : mp - 9);               /* [1, 12] */
+    int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999)
+        return false;
+    int y = (int)year;
+    put2(p, y / 100);
+    put2(p + 2, y % 100);
+    p[4] = '-';
+    put2(p + 5, month);
+    p[7] = '-';
+    put2(p + 8, day);
+    p[10] = 'T';
+    put2(p + 11, sod / 3600);
+    p[13] = ':';
+    put2(p + 14, sod / 60 % 60);
+    p[16] = ':';
+    put2(p + 17, sod % 60);
+    return true;
+}
+
+/* Writes ".mmmZ" after a second's text. */
+#define ISO_TIME_LEN (SECOND_LEN + 5)
+static void iso_millis(int ms, char *p)
+{
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    put2(p + 2, ms % 100);
+    p[4] = 'Z';
+}
+
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (ISO_TIME_LEN bytes, no NUL) for ns as
+ * belt__format_time's snprintf would, or returns false (see iso_second). */
+static bool iso_time(int64_t ns, char *p)
+{
+    int64_t secs;
+    int ms;
+    split_ns(ns, &secs, &ms);
+    if (!iso_second(secs, p))
+        return false;
+    iso_millis(ms, p + SECOND_LEN);
+    return true;
+}
+
+char *belt__format_time(int64_t ns, char *buf, size_t size)
+{
+    if (size == 0)
+        return buf;
+    if (size > ISO_TIME_LEN && iso_time(ns, buf)) {
+        buf[ISO_TIME_LEN] = '\0';
+        return buf;
+    }
+    /* Short buffers (truncated as snprintf truncates) and years that do not
+     * have four digits. */
+    int64_t secs;
+    int ms;
+    split_ns(ns, &secs, &ms);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(buf, size, "?");
+        return buf;
+    }
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, ms);
+    return buf;
+}
+
+/* ---- writing a record --------------------------------------------------- */
+
+/* The record being written: a malloc'd buffer grown with belt__reserve.
+ * Once memory runs out `oom` is set and every later write is dropped, so the
+ * writers need no error paths; the caller checks `oom` at the end. */
+typedef struct rec {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+    /* The text of the second last written (a record's times are mostly in
+     * the same second): valid when have_second. */
+    bool have_second;
+    int64_t second;
+    char second_text[SECOND_LEN];
+} rec;
+
+/* Makes room for n more bytes.  False (and oom set) when there is none. */
+static inline bool room(rec *o, size_t n)
+{
+    if (o->cap - o->len >= n)
+        return true;
+    if (o->oom || n > SIZE_MAX - o->len - 1 ||
+        belt__reserve(&o->buf, &o->cap, o->len + n) != 0) {
+        o->oom = true;
+        return false;
+    }
+    return true;
+}
+
+static inline void put(rec *o, const char *s, size_t n)
+{
+    if (!room(o, n))
+        return;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+/* A JSON integer as jansson prints json_int_t ("%lld"). */
+static void put_int(rec *o, int64_t v)
+{
+    char tmp[24];
+    char *end = tmp + sizeof tmp, *p = end;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    put(o, p, (size_t)(end - p));
+}
+
+/* A time as a JSON string, or null when ns <= 0 (not set). */
+static void put_time(rec *o, int64_t ns)
+{
+    if (ns <= 0) {
+        PUT_LIT(o, "null");
+        return;
+    }
+    if (!room(o, ISO_TIME_LEN + 2))
+        return;
+    char *p = o->buf + o->len;
+    int64_t secs;
+    int ms;
+    split_ns(ns, &secs, &ms);
+    if (!o->have_second || o->second != secs) {
+        o->have_second = iso_second(secs, o->second_text);
+        o->second = secs;
+    }
+    if (o->have_second) {
+        p[0] = '"';
+        memcpy(p + 1, o->second_text, SECOND_LEN);
+        iso_millis(ms, p + 1 + SECOND_LEN);
+        p[ISO_TIME_LEN + 1] = '"';
+        o->len += ISO_TIME_LEN + 2;
+        return;
+    }
+    char tmp[48];
+    PUT_LIT(o, "\"");
+    belt__format_time(ns, tmp, sizeof tmp);
+    put(o, tmp, strlen(tmp));
+    PUT_LIT(o, "\"");
+}
+
+/* ns as milliseconds rounded to the microsecond (halves away from zero),
+ * printed as jansson prints that double with JSON_REAL_PRECISION(12): C's
+ * "%.12g", then ".0" appended when there is neither '.' nor 'e', and the
+ * exponent's '+' and leading zeros dropped (jansson's jsonp_dtostr).
+ *
+ * Below 10^12 us the microsecond count has at most 12 digits, so the double
+ * us / 1000.0 is within half an ulp (about 1e-16 relative) of a decimal of at
+ * most 12 significant digits and three decimals, and "%.12g" prints exactly
+ * that decimal without its trailing zeros (plain notation: the exponent is
+ * between -3 and 8).  That is written directly; larger magnitudes (more than
+ * 11.5 days) take the snprintf path so rounding ties fall as glibc rounds
+ * the binary value. */
+static void put_ms(rec *o, int64_t ns)
+{
+    int64_t us = ns / 1000, rem = ns % 1000;
+    us += rem >= 500 ? 1 : rem <= -500 ? -1 : 0;
+    if (us > -1000000000000 && us < 1000000000000) {
+        char tmp[24];
+        char *end = tmp + sizeof tmp, *p = end;
+        uint64_t u = us < 0 ? (uint64_t)-us : (uint64_t)us;
+        unsigned frac = (unsigned)(u % 1000);
+        u /= 1000;
+        if (frac == 0) {
+            *--p = '0';
+        } else {
+            int digits = 3;
+            while (frac % 10 == 0) {
+                frac /= 10;
+                digits--;
+            }
+            while (digits-- > 0) {
+                *--p = (char)('0' + frac % 10);
+                frac /= 10;
+            }
+        }
+        *--p = '.';
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (us < 0)
+            *--p = '-';
+        put(o, p, (size_t)(end - p));
+        return;
+    }
+    char b[32];
+    int n = snprintf(b, sizeof b, "%.12g", (double)us / 1000.0);
+    if (n < 0 || (size_t)n >= sizeof b - 3) {
+        o->oom = true; /* can't happen: at most 18 characters */
+        return;
+    }
+    const char *point = localeconv()->decimal_point;
+    char *at;
+    if (*point != '.' && (at = strchr(b, *point)) != NULL)
+        *at = '.';
+    size_t len = (size_t)n;
+    if (strchr(b, '.') == NULL && strchr(b, 'e') == NULL) {
+        memcpy(b + len, ".0", 3);
+        len += 2;
+    }
+    char *e = strchr(b, 'e');
+    if (e != NULL) {
+        char *start = e + 1, *digits = e + 2;
+        if (*start == '-')
+            start++;
+        while (*digits == '0')
+            digits++;
+        if (digits != start) {
+            memmove(start, digits, len - (size_t)(digits - b) + 1);
+            len -= (size_t)(digits - start);
+        }
+    }
+    put(o, b, len);
+}
+
+/* How each byte is written inside a JSON string: 0 as it is; 'u' as
+ * \u00XX; another letter or '"' or '\\' as that character after a backslash;
+ * 1 for the first byte of a multi-byte UTF-8 sequence or an invalid byte. */
+static const unsigned char byte_class[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* DEL is kept */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* A mask with the high bit set in each of the 8 bytes of w that is not
+ * written as it is (below 0x20, '"', '\\', 0x80 and above), from the "has a
+ * byte less than n" and "has a zero byte" tests of Sean Anderson's Bit
+ * Twiddling Hacks.  A borrow only starts at a byte that matches, so the
+ * mask is never zero when one does, and its lowest-addressed bit on a
+ * little-endian machine is a byte that matches (higher bytes can be false
+ * positives, and on a big-endian machine lower ones: harmless, put_str
+ * copies such a byte as it is). */
+static inline uint64_t special_mask(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    return (w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) |
+            ((b - ONES) & ~b)) & HIGHS;
+}
+
+/* Index (0..7, in memory order) of the first byte flagged in a non-zero
+ * special_mask. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (size_t)__builtin_clzll(m) / 8;
+#else
+    return (size_t)__builtin_ctzll(m) / 8;
+#endif
+}
+
+/* The n bytes at s as a JSON string, written as jansson's dump writes the
+ * string json_bytes would make of them: valid UTF-8 kept (that includes
+ * DEL and '/'), each byte of an invalid sequence replaced by U+FFFD, and the
+ * escapes \" \\ \b \f \n \r \t, other control characters (NUL too) as
+ * \u00XX with upper-case hex.
+ *
+ * Room is made for the quotes and every byte copied once; an escape or a
+ * replacement, which writes more than it reads, first makes room for its
+ * extra bytes plus everything still to come, so `d` never passes the end. */
+static void put_str(rec *o, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n > SIZE_MAX - 2 || !room(o, n + 2))
+        return;
+    char *d = o->buf + o->len;
+    *d++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        if (n - i >= 8) {
+            /* Eight bytes at a time up to the first one that needs a look
+             * (storing all eight is safe: there is room for n - i). */
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            memcpy(d, &w, 8);
+            uint64_t m = special_mask(w);
+            if (m == 0) {
+                d += 8;
+                i += 8;
+                continue;
+            }
+            size_t f = first_flagged(m);
+            d += f;
+            i += f;
+        }
+        unsigned char c = u[i], k = byte_class[c];
+        if (k == 0) {
+            *d++ = (char)c;
+            i++;
+            continue;
+        }
+        if (k == 1) {
+            if (c >= 0xC2 && c <= 0xDF && i + 1 < n &&
+                (u[i + 1] & 0xC0) == 0x80) {
+                /* Two-byte sequences (Latin, Greek, Cyrillic...) inline. */
+                d[0] = (char)c;
+                d[1] = (char)u[i + 1];
+                d += 2;
+                i += 2;
+                continue;
+            }
+            size_t l = belt__utf8_len(u + i, n - i);
+            if (l != 0) {
+                memcpy(d, u + i, l);
+                d += l;
+                i += l;
+                continue;
+            }
+        }
+        /* Writes up to 6 bytes for 1: room for that and the rest. */
+        o->len = (size_t)(d - o->buf);
+        if (!room(o, 6 + (n - i - 1) + 1))
+            return;
+        d = o->buf + o->len;
+        i++;
+        if (k == 1) {
+            memcpy(d, "\xEF\xBF\xBD", 3);
+            d += 3;
+        } else if (k == 'u') {
+            memcpy(d, "\\u00", 4);
+            d[4] = (char)('0' + (c >> 4));
+            d[5] = "0123456789ABCDEF"[c & 15];
+            d += 6;
+        } else {
+            d[0] = '\\';
+            d[1] = (char)k;
+            d += 2;
+        }
+    }
+    *d++ = '"';
+    o->len = (size_t)(d - o->buf);
+}
+
+/* n bytes at s as a string, or null when s is NULL. */
+static void put_bytes_or_null(rec *o, const char *s, size_t n)
+{
+    if (s == NULL)
+        PUT_LIT(o, "null");
+    else
+        put_str(o, s, n);
+}
+
+static void put_str_or_null(rec *o, const char *s)
+{
+    put_bytes_or_null(o, s, s ? strlen(s) : 0);
+}
+
+/* n as an integer when keep, else null. */
+static void put_int_or_null(rec *o, int64_t n, bool keep)
+{
+    if (keep)
+        put_int(o, n);
+    else
+        PUT_LIT(o, "null");
+}
+
+static void put_status(rec *o, belt_job_status st)
+{
+    /* The names are fixed ASCII words with nothing to escape. */
+    const char *name = belt_job_status_name(st);
+    PUT_LIT(o, "\"");
+    put(o, name, strlen(name));
+    PUT_LIT(o, "\"");
+}
+
+/* Saturating a + b, for size estimates. */
+static size_t add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* "status", "exit_code" and "signal" of a result or an attempt. */
+static void put_outcome(rec *o, belt_job_status st, int exit_code, int sig)
+{
+    PUT_LIT(o, "\"status\":");
+    put_status(o, st);
+    PUT_LIT(o, ",\"exit_code\":");
+    put_int_or_null(o, exit_code, exit_code >= 0);
+    PUT_LIT(o, ",\"signal\":");
+    put_int_or_null(o, sig, sig > 0);
+}
+
+/* Writes the record of r, keys in the documented order (which is the order
+ * the jansson object used to be built in). */
+static void put_result(rec *o, const belt_result *r)
+{
+    const char *id = r->job && r->job->id ? r->job->id : "";
+    PUT_LIT(o, "{\"id\":");
+    put_str(o, id, strlen(id));
+    PUT_LIT(o, ",\"seq\":");
+    put_int(o, (int64_t)r->seq);
+    PUT_LIT(o, ",");
+    put_outcome(o, r->status, r->exit_code, r->signal);
+    PUT_LIT(o, ",\"attempts\":");
+    put_int(o, r->attempts);
+    PUT_LIT(o, ",\"worker\":");
+    put_int_or_null(o, r->worker, r->worker >= 0);
+    PUT_LIT(o, ",\"queued\":");
+    put_time(o, r->queued_ns);
+    PUT_LIT(o, ",\"started\":");
+    put_time(o, r->started_ns);
+    PUT_LIT(o, ",\"ended\":");
+    put_time(o, r->ended_ns);
+    PUT_LIT(o, ",\"duration_ms\":");
+    if (r->attempts > 0)
+        put_ms(o, r->duration_ns);
+    else
+        PUT_LIT(o, "null");
+    PUT_LIT(o, ",\"stdout\":");
+    put_bytes_or_null(o, r->out, r->out_len);
+    PUT_LIT(o, ",\"stderr\":");
+    put_bytes_or_null(o, r->err, r->err_len);
+    if (r->out_path) {
+        PUT_LIT(o, ",\"stdout_path\":");
+        put_str_or_null(o, r->out_path);
+    }
+    if (r->err_path) {
+        PUT_LIT(o, ",\"stderr_path\":");
+        put_str_or_null(o, r->err_path);
+    }
+    if (r->out_truncated)
+        PUT_LIT(o, ",\"stdout_truncated\":true");
+    if (r->err_truncated)
+        PUT_LIT(o, ",\"stderr_truncated\":true");
+    PUT_LIT(o, ",\"error\":");
+    put_str_or_null(o, r->error);
+    PUT_LIT(o, ",\"attempt_log\":[");
+    for (unsigned i = 0; r->attempt_log && i < r->attempts && !o->oom; i++) {
+        const belt_attempt *a = &r->attempt_log[i];
+        if (i > 0)
+            PUT_LIT(o, ",");
+        PUT_LIT(o, "{");
+        put_outcome(o, a->status, a->exit_code, a->signal);
+        PUT_LIT(o, ",\"started\":");
+        put_time(o, a->started_ns);
+        PUT_LIT(o, ",\"ended\":");
+        put_time(o, a->ended_ns);
+        PUT_LIT(o, ",\"duration_ms\":");
+        put_ms(o, a->duration_ns);
+        PUT_LIT(o, "}");
+    }
+    PUT_LIT(o, "]}\n");
+}
+
+int belt__report_result_append(char **buf, size_t *len, size_t *cap,
+                               const belt_result *r)
+{
+    /* About 280 bytes of keys and values, 150 per attempt, plus the
+     * output and some escapes: usually one allocation, no copy. */
+    size_t est = 320;
+    if (r->attempt_log)
+        est = add_sat(est, (size_t)r->attempts * 160);
+    if (r->out)
+        est = add_sat(est, add_sat(r->out_len, r->out_len / 8));
+    if (r->err)
+        est = add_sat(est, add_sat(r->err_len, r->err_len / 8));
+    rec o = {.buf = *buf, .len = *len, .cap = *cap};
+    if (room(&o, est))
+        put_result(&o, r);
+    if (!o.oom)
+        o.oom = !room(&o, 1);
+    /* The buffer may have moved even when it then ran out. */
+    *buf = o.buf;
+    *cap = o.cap;
+    if (o.oom) {
+        if (*buf != NULL && *cap > *len)
+            (*buf)[*len] = '\0';
+        return -1;
+    }
+    o.buf[o.len] = '\0';
+    *len = o.len;
+    return 0;
 }
 
 char *belt__report_result_line(const belt_result *r, size_t *len)
 {
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    const char *id = r->job && r->job->id ? r->job->id : "";
-    bool ran = r->attempts > 0;
-    int rc = 0;
-    rc |= set(o, "id", json_bytes(id, strlen(id)));
-    rc |= set(o, "seq", json_integer((json_int_t)r->seq));
-    rc |= set(o, "status", json_string(belt_job_status_name(r->status)));
-    rc |= set(o, "exit_code", json_exit_code(r->exit_code));
-    rc |= set(o, "signal", json_signal(r->signal));
-    rc |= set(o, "attempts", json_integer(r->attempts));
-    rc |= set(o, "worker", r->worker >= 0 ? json_integer(r->worker)
-                                          : json_null());
-    rc |= set(o, "queued", json_time(r->queued_ns));
-    rc |= set(o, "started", json_time(r->started_ns));
-    rc |= set(o, "ended", json_time(r->ended_ns));
-    rc |= set(o, "duration_ms", ran ? json_ms(r->duration_ns) : json_null());
-    rc |= set(o, "stdout", r->out ? json_bytes(r->out, r->out_len)
-                                  : json_null());
-    rc |= set(o, "stderr", r->err ? json_bytes(r->err, r->err_len)
-                                  : json_null());
-    if (r->out_path)
-        rc |= set(o, "stdout_path", json_str_or_null(r->out_path));
-    if (r->err_path)
-        rc |= set(o, "stderr_path", json_str_or_null(r->err_path));
-    if (r->out_truncated)
-        rc |= set(o, "stdout_truncated", json_true());
-    if (r->err_truncated)
-        rc |= set(o, "stderr_truncated", json_true());
-    rc |= set(o, "error", json_str_or_null(r->error));
-
-    json_t *log = json_array();
-    rc |= set(o, "attempt_log", log);
-    for (unsigned i = 0; rc == 0 && log && r->attempt_log &&
-                         i < r->attempts; i++) {
-        const belt_attempt *a = &r->attempt_log[i];
-        json_t *ao = json_object();
-        if (ao == NULL || json_array_append_new(log, ao) != 0) {
-            rc = -1;
-            break;
-        }
-        rc |= set(ao, "status", json_string(belt_job_status_name(a->status)));
-        rc |= set(ao, "exit_code", json_exit_code(a->exit_code));
-        rc |= set(ao, "signal", json_signal(a->signal));
-        rc |= set(ao, "started", json_time(a->started_ns));
-        rc |= set(ao, "ended", json_time(a->ended_ns));
-        rc |= set(ao, "duration_ms", json_ms(a->duration_ns));
-    }
-    if (rc != 0) {
-        json_decref(o);
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    if (belt__report_result_append(&buf, &n, &cap, r) != 0) {
+        free(buf);
         return NULL;
     }
-    return dump_line(o, len);
+    /* Give back a large overestimate (output full of escapes grew the
+     * buffer by doubling); lines may wait in memory a while. */
+    if (cap - n > 4096 && cap - n > n / 4) {
+        char *shrunk = realloc(buf, n + 1);
+        if (shrunk != NULL)
+            buf = shrunk;
+    }
+    if (len)
+        *len = n;
+    return buf;
 }
 
 static const char *kind_name(belt_job_kind k)
@@ -382,9 +862,8 @@ static bool shell_plain(const char *s)
 
 char *belt__job_command(const belt_job *job)
 {
-    char tmp[64];
     if (job->kind != BELT_JOB_EXEC) {
-        char d[32];
+        char tmp[64], d[32];
         snprintf(tmp, sizeof tmp, "belt:%s%s%s", kind_name(job->kind),
                  job->kind == BELT_JOB_NOOP ? "" : " ",
                  job->kind == BELT_JOB_NOOP
@@ -578,7 +1057,7 @@ char *belt__report_duration(int64_t ns, char *buf, size_t size)
 void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
                          const int64_t *busy_ns, unsigned workers)
 {
-    char wall[32], p50[32], p99[32];
+    char wall[32];
     double secs = (double)wall_ns / 1e9;
     fprintf(out, "belt: %" PRIu64 " job%s in %s (%.1f jobs/s):", s->total,
             s->total == 1 ? "" : "s", belt__report_duration(wall_ns, wall,
@@ -593,12 +1072,14 @@ void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
         fprintf(out, ", %" PRIu64 " resumed", s->resumed);
     fputc('\n', out);
 
-    if (s->ran > 0)
+    if (s->ran > 0) {
+        char p50[32], p99[32];
         fprintf(out, "belt: job duration p50 %s, p99 %s\n",
                 belt__report_duration(belt__stats_quantile(s, 0.50), p50,
                                       sizeof p50),
                 belt__report_duration(belt__stats_quantile(s, 0.99), p99,
                                       sizeof p99));
+    }
 
     if (busy_ns == NULL || workers == 0 || wall_ns <= 0)
         return;

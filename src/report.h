@@ -27,6 +27,16 @@
  * length in *len, or NULL (nothing allocated) when memory runs out. */
 char *belt__report_result_line(const belt_result *r, size_t *len);
 
+/* Appends the same record (with its '\n') to the malloc'd buffer *buf
+ * (length *len, capacity *cap; NULL, 0, 0 to start), growing it as
+ * belt__reserve() does, so a caller writing many records can reuse one
+ * buffer.  The buffer stays NUL-terminated.  Returns 0 with *len advanced,
+ * or -1 when memory runs out: *len unchanged, the buffer cut back there, and
+ * the buffer (possibly moved: see *buf and *cap) still the caller's to
+ * free. */
+int belt__report_result_append(char **buf, size_t *len, size_t *cap,
+                               const belt_result *r);
+
 /* Serialises a job (for --dry-run) the same way: seq, id, kind, run or argv,
  * env, cwd, stdin, duration_ms, timeout_ms, retries, output.  Returns a
  * malloc'd line or NULL when memory runs out. */
@@ -40,6 +50,12 @@ char *belt__format_time(int64_t ns, char *buf, size_t size);
  * joined with spaces, "belt:sleep 1.5s" for built-in kinds.  Returns a
  * malloc'd string or NULL when memory runs out. */
 char *belt__job_command(const belt_job *job);
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
+ * (overlong forms, surrogates and values above U+10FFFF are invalid, as in
+ * RFC 3629 and jansson).  NUL counts as valid (one byte); since NUL is no
+ * continuation byte, a NUL-terminated string may pass n = 4 safely. */
+size_t belt__utf8_len(const unsigned char *s, size_t n);
 
 /* Makes the malloc'd buffer *buf (capacity *cap; NULL, 0 to start) hold at
  * least need bytes, growing it by doubling.  Returns 0, or -1 when memory

@@ -666,6 +666,11 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
                 break;
         }
 
+        /* About to wait: the lines taken so far go out first. */
+        if (belt__out_write_lines(e.out) != 0 && !e.failed_io) {
+            e.failed_io = true;
+            engine_stop(&e, "results could not be written", true);
+        }
         int64_t now = belt__cli_now();
         int64_t wait = belt__progress_wait_ns(&e.progress, now);
         belt_result *r = NULL;

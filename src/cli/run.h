@@ -186,10 +186,14 @@ int belt__out_open(belt__out **out, const belt__run_opts *o,
 /* True when the results file is the --resume file (appended to; jobs
  * skipped as already done are not written again). */
 bool belt__out_appends(const belt__out *w);
-/* Takes p (its line and result): writes now, or holds it until every
- * earlier seq was written (keep-order).  Returns 0, or -1 on a write error
- * (printed once; later writes are dropped). */
+/* Takes p (its line and result): writes it (into the buffer that
+ * belt__out_write_lines() empties), or holds it until every earlier seq was
+ * written (keep-order).  Returns 0, or -1 on a write error (printed once;
+ * later writes are dropped). */
 int belt__out_put(belt__out *w, belt__pending p);
+/* Writes the buffered result lines: the engine calls it before every wait.
+ * Returns 0, or -1 on a write error (printed once). */
+int belt__out_write_lines(belt__out *w);
 /* Results held for ordering now. */
 size_t belt__out_held(const belt__out *w);
 /* Writes a job-log line for r (if a job log is open). */

@@ -394,6 +394,9 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
             break;
         }
 
+        /* About to wait: the lines taken so far go out first. */
+        if (belt__out_write_lines(e->out) != 0)
+            e->failed_io = true;
         now = belt__cli_now();
         int64_t wait = belt__progress_wait_ns(&e->progress, now);
         if (e->n_retry > 0) {

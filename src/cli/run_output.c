@@ -1,9 +1,12 @@
 /* run_output.c: where `belt run` writes what happened.
  *
- * The results file gets one JSON line per job, written with one write(2)
- * per line as the job's result is taken, so a crash or a SIGKILL of belt
- * loses nothing that was reported finished (no stdio buffer sits between a
- * finished job and the file).  "-" means fd 1.  When the results file is the
+ * The results file gets one JSON line per job.  Lines collect in a buffer
+ * while the engine takes the results that are already waiting, and go out
+ * in one write(2) (belt__out_write_lines) before the engine waits for anything
+ * again, or at 64 KiB: a finished job's line is in the file as soon as
+ * belt has nothing else to take, so a crash or a SIGKILL loses nothing
+ * that was reported finished (no stdio buffer holds lines across a wait),
+ * and thousands of tiny jobs cost one system call per batch, not per job.  "-" means fd 1.  When the results file is the
  * same file as --resume (same device and inode), it is opened for appending
  * and the jobs skipped as already done are not written again: the file then
  * holds every run's lines, and resuming from it again works (the scheduler
@@ -45,6 +48,8 @@ struct belt__out {
     bool joblog_failed;
     const char *joblog_name;
     bool keep_order;
+    char *buf;               /* lines not yet written (belt__out_write_lines) */
+    size_t blen, bcap;
     uint64_t next_seq;       /* keep-order: the next seq to write */
     belt__pending *heap;     /* keep-order: min-heap on seq */
     size_t n, cap;
@@ -129,24 +134,55 @@ bool belt__out_appends(const belt__out *w)
     return w->appending;
 }
 
-/* Writes p now and frees what it holds. */
+#define FLUSH_AT (64 * 1024)
+
+/* Writes `len` bytes of results now.  Returns 0 or -1 (printed once). */
+static int write_results(belt__out *w, const char *text, size_t len)
+{
+    if (len == 0 || w->res_fd < 0 || w->res_failed)
+        return w->res_failed ? -1 : 0;
+    if (w->res_fd == STDOUT_FILENO && isatty(STDOUT_FILENO))
+        belt__progress_clear(w->progress);
+    if (write_all(w->res_fd, text, len) == 0)
+        return 0;
+    belt__progress_clear(w->progress);
+    fprintf(stderr, "belt run: writing results to %s: %s\n", w->res_name,
+            strerror(errno));
+    w->res_failed = true;
+    return -1;
+}
+
+int belt__out_write_lines(belt__out *w)
+{
+    if (w == NULL)
+        return 0;
+    int rc = write_results(w, w->buf, w->blen);
+    w->blen = 0;
+    return rc;
+}
+
+/* Writes p (into the buffer, or now) and frees what it holds. */
 static int emit(belt__out *w, belt__pending *p)
 {
     int rc = 0;
     if (p->line && w->res_fd >= 0 && !w->res_failed) {
-        if (w->res_fd == STDOUT_FILENO && isatty(STDOUT_FILENO))
-            belt__progress_clear(w->progress);
-        if (write_all(w->res_fd, p->line, p->len) != 0) {
-            belt__progress_clear(w->progress);
-            fprintf(stderr, "belt run: writing results to %s: %s\n",
-                    w->res_name, strerror(errno));
-            w->res_failed = true;
-            rc = -1;
+        if (w->blen + p->len > FLUSH_AT)
+            rc |= belt__out_write_lines(w);
+        if (p->len <= FLUSH_AT &&
+            belt__reserve(&w->buf, &w->bcap, w->blen + p->len) ==
+                0) {
+            memcpy(w->buf + w->blen, p->line, p->len);
+            w->blen += p->len;
+        } else {
+            rc |= belt__out_write_lines(w); /* keep the order of lines */
+            rc |= write_results(w, p->line, p->len);
         }
     }
     free(p->line);
     p->line = NULL;
     if (p->r) {
+        /* Grouped output may go to the same fd: the lines before it first. */
+        rc |= belt__out_write_lines(w);
         belt__progress_clear(w->progress);
         belt__copy_group_output(p->r);
         belt_result_free(p->r);
@@ -250,6 +286,8 @@ int belt__out_close(belt__out *w)
         belt__pending q = heap_pop(w);
         rc |= emit(w, &q);
     }
+    rc |= belt__out_write_lines(w);
+    free(w->buf);
     free(w->heap);
     if (w->res_own && close(w->res_fd) != 0 && !w->res_failed) {
         fprintf(stderr, "belt run: closing results file %s: %s\n",
