@@ -7,9 +7,12 @@
  *
  *   P:jobs                 stream of jobs, consumer group "workers"; fields
  *                          run, key, job (JSON, see the codec), max_deliveries
- *   P:run:<run>:results    one stream per run; fields key, result (the JSON
+ *   P:run:<run>:results    one stream per run; per record the fields key,
+ *                          meta (numbers: broker_meta.c), result (the JSON
  *                          Lines record of `belt run` plus "host", "worker"
- *                          (worker id string) and "delivery")
+ *                          (worker id string) and "delivery"); a worker
+ *                          packs up to BELT__BROKER_RECORDS_MAX records
+ *                          into one entry
  *   P:dead                 dead letters; fields run, key, job, reason,
  *                          deliveries, worker
  *   P:runs                 hash run id -> JSON (written by the submitter)
@@ -18,7 +21,8 @@
  * Files: broker_url.c (URL parsing), broker_conn.c (the connection: connect,
  * AUTH, SELECT, reconnect with backoff, commands, pipelining, the shared
  * stream commands), broker_codec.c (belt_job <-> JSON, result records),
- * broker_worker.c (the worker engine).
+ * broker_meta.c (a result's numbers as text), broker_worker.c (the worker
+ * engine).
  *
  * hiredis: only the API that 0.14 and 1.x share is used (redisConnect*
  * WithTimeout, redisCommandArgv, redisAppendCommandArgv, redisGetReply,
@@ -224,12 +228,23 @@ int belt__broker_key_results(char *buf, size_t size, const char *ns,
 typedef struct belt__broker_entry {
     const char *id;
     const redisReply *fields;
+    size_t from, to;  /* the view: fields->element[from..to) */
 } belt__broker_entry;
 
 /* The value of field `name` of e (and its length in *len, may be NULL), or
  * NULL when absent.  Can't fail. */
 const char *belt__broker_entry_get(const belt__broker_entry *e,
                                    const char *name, size_t *len);
+
+/* Most result records a worker packs into one entry of a result stream. */
+#define BELT__BROKER_RECORDS_MAX 64
+
+/* Result entries may carry several records (BELT__BROKER_RECORDS_MAX),
+ * each a run of fields that starts with "key".  Stores up to max views of
+ * e, one per record, in out (same id), and returns how many; an entry
+ * without "key" fields is one record.  Can't fail. */
+size_t belt__broker_entry_records(const belt__broker_entry *e,
+                                  belt__broker_entry *out, size_t max);
 
 /* Walks an array reply of entries ([[id, [f, v, ...]], ...], as found in
  * XRANGE, XREAD/XREADGROUP (per stream) and XAUTOCLAIM replies): stores up
@@ -274,7 +289,8 @@ int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
  * retry_delay_ns, retry_max_delay_ns, output ("capture", "files", "group",
  * "lines", "inherit", "discard"), output_limit, output_dir, seq.  Absent
  * (NULL) strings are left out.  Returns a malloc'd NUL-terminated string the
- * caller frees, or NULL when memory runs out. */
+ * caller frees, or NULL when memory runs out or a string is not valid UTF-8
+ * (JSON cannot carry it). */
 char *belt__broker_job_to_json(const belt_job *job);
 
 /* Parses text (as made by belt__broker_job_to_json(); unknown keys are
@@ -296,6 +312,21 @@ void belt__broker_job_free(belt_job *job);
 char *belt__broker_result_json(const belt_result *r, const char *host,
                                const char *worker_id, unsigned delivery,
                                size_t *len);
+
+/* ---- result numbers beside the record (broker_meta.c) ------------------- */
+
+/* Writes r's status, exit code, signal, attempts, times and whether it
+ * carries text (stdout, stderr, error) as the short "meta" field of a result
+ * entry.  BELT_OK, or BELT_EINVAL when buf is too small (200 bytes
+ * always do). */
+int belt__broker_meta_format(const belt_result *r, char *buf, size_t n);
+
+/* Reads a "meta" field into r (status, exit_code, signal, attempts,
+ * queued_ns, started_ns, ended_ns, duration_ns) and *text.  BELT_OK, or
+ * BELT_EINVAL (r untouched) when meta is not one this version knows: the
+ * caller then parses the record instead. */
+int belt__broker_meta_parse(const char *meta, size_t len, belt_result *r,
+                            bool *text);
 
 /* ---- the worker engine (broker_worker.c) -------------------------------- */
 

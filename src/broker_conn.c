@@ -59,6 +59,9 @@ struct belt__broker {
     size_t pending;         /* appended commands whose reply is owed */
     belt__broker_url url;
     int64_t timeout_ns;     /* connect and command timeout */
+    int64_t cur_timeout_ns; /* the socket's timeout now, -1 unknown */
+    char *fmt;              /* belt__broker_append's RESP buffer */
+    size_t fmt_cap;
     int64_t backoff_ns;     /* next reconnect delay (before jitter) */
     uint64_t rng;           /* splitmix64 state, for the jitter */
 };
@@ -253,6 +256,7 @@ int belt__broker_connect(belt__broker **out, const belt__broker_url *url,
              (uint64_t)(uintptr_t)b;
     int rc;
     b->c = open_ctx(&b->url, b->timeout_ns, &rc, msg, n);
+    b->cur_timeout_ns = -1;
     if (b->c == NULL) {
         free(b);
         return rc;
@@ -267,6 +271,7 @@ void belt__broker_close(belt__broker *b)
         return;
     if (b->c != NULL)
         redisFree(b->c);
+    free(b->fmt);
     free(b);
 }
 
@@ -294,6 +299,7 @@ int belt__broker_reconnect(belt__broker *b, char *msg, size_t n)
     b->broken = true;
     int rc;
     b->c = open_ctx(&b->url, b->timeout_ns, &rc, msg, n);
+    b->cur_timeout_ns = -1;
     if (b->c != NULL)
         b->broken = false;
     return rc;
@@ -328,11 +334,16 @@ int belt__broker_set_timeout(belt__broker *b, int64_t timeout_ns)
 {
     if (!belt__broker_connected(b))
         return BELT_EIO;
-    struct timeval tv = ns_to_tv(timeout_ns > 0 ? timeout_ns : 0);
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    if (timeout_ns == b->cur_timeout_ns)
+        return BELT_OK; /* two setsockopt() calls saved per read */
+    struct timeval tv = ns_to_tv(timeout_ns);
     if (redisSetTimeout(b->c, tv) != REDIS_OK) {
         b->broken = true;
         return BELT_EIO;
     }
+    b->cur_timeout_ns = timeout_ns;
     return BELT_OK;
 }
 
@@ -368,6 +379,60 @@ redisReply *belt__broker_command(belt__broker *b, int argc, const char **argv,
     return r;
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_u(char *p, size_t v)
+{
+    char tmp[24];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        *p++ = tmp[--k];
+    return p;
+}
+
+/* The command in RESP ("*<argc>\r\n" and "$<len>\r\n<bytes>\r\n" per
+ * argument) in b->fmt: what redisFormatCommandArgv makes, without its
+ * sds reallocations and printf-style formatting per argument (a third of
+ * the submitter's instructions in callgrind).  Returns the length, or 0
+ * when memory runs out. */
+static size_t format_resp(belt__broker *b, int argc, const char **argv,
+                          const size_t *lens)
+{
+    size_t need = 16;
+    for (int i = 0; i < argc; i++)
+        need += (lens ? lens[i] : strlen(argv[i])) + 26;
+    if (need > b->fmt_cap) {
+        size_t cap = b->fmt_cap ? b->fmt_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *f = realloc(b->fmt, cap);
+        if (f == NULL)
+            return 0;
+        b->fmt = f;
+        b->fmt_cap = cap;
+    }
+    char *p = b->fmt;
+    *p++ = '*';
+    p = put_u(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_u(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (size_t)(p - b->fmt);
+}
+
 int belt__broker_append(belt__broker *b, int argc, const char **argv,
                         const size_t *lens)
 {
@@ -375,7 +440,10 @@ int belt__broker_append(belt__broker *b, int argc, const char **argv,
         return BELT_EINVAL;
     if (!belt__broker_connected(b))
         return BELT_EIO;
-    if (redisAppendCommandArgv(b->c, argc, argv, lens) != REDIS_OK) {
+    size_t len = format_resp(b, argc, argv, lens);
+    if (len == 0)
+        return BELT_ENOMEM;
+    if (redisAppendFormattedCommand(b->c, b->fmt, len) != REDIS_OK) {
         if (b->c->err == REDIS_ERR_OOM)
             return BELT_ENOMEM;
         b->broken = true;
@@ -560,7 +628,8 @@ const char *belt__broker_entry_get(const belt__broker_entry *e,
         e->fields->type != REDIS_REPLY_ARRAY)
         return NULL;
     const redisReply *f = e->fields;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    size_t to = e->to < f->elements ? e->to : f->elements;
+    for (size_t i = e->from; i + 1 < to; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
@@ -587,9 +656,36 @@ int belt__broker_entries(const redisReply *entries, belt__broker_entry *out,
         out[k].id = e->element[0]->str;
         out[k].fields = e->element[1]->type == REDIS_REPLY_ARRAY
                             ? e->element[1] : NULL;
+        out[k].from = 0;
+        out[k].to = out[k].fields ? out[k].fields->elements : 0;
         k++;
     }
     return (int)k;
+}
+
+size_t belt__broker_entry_records(const belt__broker_entry *e,
+                                  belt__broker_entry *out, size_t max)
+{
+    if (e == NULL || max == 0)
+        return 0;
+    out[0] = *e;
+    const redisReply *f = e->fields;
+    if (f == NULL || f->type != REDIS_REPLY_ARRAY)
+        return 1;
+    size_t to = e->to < f->elements ? e->to : f->elements, k = 1;
+    /* Record 0 starts at the first field, whatever it is; every later
+     * "key" starts the next one. */
+    for (size_t i = e->from + 2; i + 1 < to && k < max; i += 2) {
+        const redisReply *name = f->element[i];
+        if (name->type != REDIS_REPLY_STRING || strcmp(name->str, "key"))
+            continue;
+        out[k - 1].to = i;
+        out[k] = *e;
+        out[k].from = i;
+        out[k].to = to;
+        k++;
+    }
+    return k;
 }
 
 const redisReply *belt__broker_xread_entries(const redisReply *r)

@@ -469,9 +469,13 @@ static belt__submit_item *make_item(const belt__broker_entry *e,
     it->job = orig;
     it->r = r;
     r->job = orig;
-    size_t len = 0;
+    size_t len = 0, mlen = 0;
     const char *rec = belt__broker_entry_get(e, "result", &len);
-    if (rec && decode_result(r, rec, len)) {
+    const char *meta = belt__broker_entry_get(e, "meta", &mlen);
+    bool text = true;
+    if (rec && ((meta && belt__broker_meta_parse(meta, mlen, r, &text) ==
+                             BELT_OK && !text) ||
+                decode_result(r, rec, len))) {
         it->line = malloc(len + 2);
         if (it->line == NULL) {
             belt__submit_item_free(it, true);
@@ -559,12 +563,48 @@ static redisReply *read_batch(belt__submit *s, size_t max, char *msg,
     return r;
 }
 
+/* Turns one record of a result entry into an item in out[*got] (the caller
+ * makes room for BELT__BROKER_RECORDS_MAX per entry).  A record for a job
+ * no longer in flight is a duplicate (counted); one without a key, our own
+ * stop entry or junk, is skipped.  BELT_OK or BELT_ENOMEM. */
+static int take_record(belt__submit *s, const belt__broker_entry *e,
+                       belt__submit_item **out, size_t *got)
+{
+    const char *key = belt__broker_entry_get(e, "key", NULL);
+    if (key == NULL)
+        return BELT_OK;
+    uint64_t h = hash_key(key, strlen(key));
+    pthread_mutex_lock(&s->mu);
+    struct slot *x = table_find(&s->inflight, key, h);
+    const belt_job *orig = x ? x->orig : NULL;
+    if (x)
+        table_remove(&s->inflight, x);
+    pthread_mutex_unlock(&s->mu);
+    if (orig == NULL) {
+        atomic_fetch_add(&s->duplicates, 1);
+        return BELT_OK;
+    }
+    belt__submit_item *it = make_item(e, orig);
+    if (it == NULL) {
+        /* Put the key back so a redelivery is not lost as a duplicate. */
+        pthread_mutex_lock(&s->mu);
+        (void)table_put(&s->inflight, key, orig);
+        pthread_mutex_unlock(&s->mu);
+        return BELT_ENOMEM;
+    }
+    out[(*got)++] = it;
+    return BELT_OK;
+}
+
 int belt__submit_collect(belt__submit *s, belt__submit_item **out,
                          size_t max, size_t *got, char *msg, size_t n)
 {
     *got = 0;
-    if (max == 0)
-        return BELT_OK;
+    if (max < BELT__BROKER_RECORDS_MAX) {
+        snprintf(msg, n, "collect: room for fewer results than an entry "
+                 "holds");
+        return BELT_EINVAL;
+    }
     if (s->del.argc == 0 && del_start(s) != BELT_OK) {
         snprintf(msg, n, "out of memory");
         return BELT_ENOMEM;
@@ -578,7 +618,9 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
             if (rc != BELT_OK)
                 return rc;
         }
-        redisReply *r = read_batch(s, max, msg, n);
+        /* An entry holds up to BELT__BROKER_RECORDS_MAX records. */
+        size_t entries = max / BELT__BROKER_RECORDS_MAX;
+        redisReply *r = read_batch(s, entries ? entries : 1, msg, n);
         if (r == NULL)
             continue; /* broken: reconnect and read again from the cursor */
         if (r->type == REDIS_REPLY_ERROR) {
@@ -593,38 +635,18 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
         belt__broker_entry *es = ne ? calloc(ne, sizeof *es) : NULL;
         int k = es ? belt__broker_entries(arr, es, ne) : 0;
         int rc = BELT_OK;
+        belt__broker_entry recs[BELT__BROKER_RECORDS_MAX];
         for (int i = 0; i < k && rc == BELT_OK; i++) {
-            const belt__broker_entry *e = &es[i];
-            snprintf(s->cursor, sizeof s->cursor, "%s", e->id);
-            if (belt__broker_cmd_adds(&s->del, e->id) != BELT_OK) {
+            const belt__broker_entry *en = &es[i];
+            snprintf(s->cursor, sizeof s->cursor, "%s", en->id);
+            if (belt__broker_cmd_adds(&s->del, en->id) != BELT_OK) {
                 rc = BELT_ENOMEM;
                 break;
             }
-            const char *key = belt__broker_entry_get(e, "key", NULL);
-            if (key == NULL)
-                continue; /* our own stop entry, or junk */
-            uint64_t h = hash_key(key, strlen(key));
-            pthread_mutex_lock(&s->mu);
-            struct slot *x = table_find(&s->inflight, key, h);
-            const belt_job *orig = x ? x->orig : NULL;
-            if (x)
-                table_remove(&s->inflight, x);
-            pthread_mutex_unlock(&s->mu);
-            if (orig == NULL) {
-                atomic_fetch_add(&s->duplicates, 1);
-                continue;
-            }
-            belt__submit_item *it = make_item(e, orig);
-            if (it == NULL) {
-                /* Put the key back so a redelivery is not lost as a
-                 * duplicate; give up this batch. */
-                pthread_mutex_lock(&s->mu);
-                (void)table_put(&s->inflight, key, orig);
-                pthread_mutex_unlock(&s->mu);
-                rc = BELT_ENOMEM;
-                break;
-            }
-            out[(*got)++] = it;
+            size_t nrec = belt__broker_entry_records(
+                en, recs, BELT__BROKER_RECORDS_MAX);
+            for (size_t j = 0; j < nrec && rc == BELT_OK; j++)
+                rc = take_record(s, &recs[j], out, got);
         }
         free(es);
         freeReplyObject(r);

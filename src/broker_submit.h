@@ -87,7 +87,9 @@ void belt__submit_item_free(belt__submit_item *it, bool with_result);
 /* Collector thread.  Waits up to about 2 s (less when woken by
  * belt__submit_wake()) for results on the run's result stream, reading from
  * its own cursor (XREAD COUNT BLOCK, no consumer group), and stores up to max
- * new items (malloc'd; the caller frees them) in out, *got of them.  Each
+ * new items (malloc'd; the caller frees them) in out, *got of them; max must
+ * be at least BELT__BROKER_RECORDS_MAX (an entry's records are taken whole;
+ * smaller is BELT_EINVAL).  Each
  * entry read is deleted from the stream (XDEL, pipelined with the next
  * read).  A result for a key not in flight (a second delivery, or after a
  * cancel) is dropped and counted.  A dead-letter entry without a result

@@ -498,33 +498,69 @@ typedef struct batch {
     task *t[BATCH_MAX];
     char *json[BATCH_MAX];
     size_t json_len[BATCH_MAX];
+    char meta[BATCH_MAX][200];
+    const char *argv[3 + 6 * BELT__BROKER_RECORDS_MAX];
+    size_t lens[3 + 6 * BELT__BROKER_RECORDS_MAX];
     belt__broker_cmd cmd;
 } batch;
 
-/* Sends the batch's XADDs, XACK and XDEL in one round trip.  BELT_OK,
- * BELT_EIO (connection lost: reconnect and retry) or BELT_EBUSY (an error
- * reply: retry later). */
+/* Bytes of records packed into one result entry at most (a record with a
+ * large output goes alone). */
+#define ENTRY_BYTES_MAX (256 * 1024)
+
+/* Sends the batch's XADDs, XACK and XDEL in one round trip.  Consecutive
+ * results of one run share an XADD (up to BELT__BROKER_RECORDS_MAX records
+ * or ENTRY_BYTES_MAX bytes): one entry to add, read and delete instead of
+ * one per job.  BELT_OK, BELT_EIO (connection lost: reconnect and retry) or
+ * BELT_EBUSY (an error reply: retry later). */
 static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
                          size_t n)
 {
     char rkey[600];
     size_t nids = 0;
-    for (size_t i = 0; i < b->count; i++) {
-        task *t = b->t[i];
+    for (size_t i = 0; i < b->count; i++)
         if (b->json[i] != NULL &&
-            belt__broker_key_results(rkey, sizeof rkey, w->ns, t->run) != 0) {
+            belt__broker_key_results(rkey, sizeof rkey, w->ns,
+                                     b->t[i]->run) != 0) {
             free(b->json[i]); /* a run id too long for a key */
             b->json[i] = NULL;
         }
-        if (b->json[i] == NULL)
+    size_t i = 0;
+    while (i < b->count) {
+        if (b->json[i] == NULL) {
+            i++;
             continue;
-        const char *argv[7] = { "XADD", rkey, "*", "key", t->key, "result",
-                                b->json[i] };
-        size_t lens[7] = { 4, strlen(rkey), 1, 3, strlen(t->key), 6,
-                           b->json_len[i] };
-        if (belt__broker_append(w->pub, 7, argv, lens) != BELT_OK)
+        }
+        const char *run = b->t[i]->run;
+        (void)belt__broker_key_results(rkey, sizeof rkey, w->ns, run);
+        int argc = 0;
+        size_t bytes = 0, records = 0;
+        b->argv[argc] = "XADD";
+        b->lens[argc++] = 4;
+        b->argv[argc] = rkey;
+        b->lens[argc++] = strlen(rkey);
+        b->argv[argc] = "*";
+        b->lens[argc++] = 1;
+        for (; i < b->count && records < BELT__BROKER_RECORDS_MAX; i++) {
+            if (b->json[i] == NULL)
+                continue;
+            task *t = b->t[i];
+            if (strcmp(t->run, run) != 0 ||
+                (records > 0 && bytes + b->json_len[i] > ENTRY_BYTES_MAX))
+                break;
+            const char *f[6] = { "key", t->key, "meta", b->meta[i], "result",
+                                 b->json[i] };
+            size_t fl[6] = { 3, strlen(t->key), 4, strlen(b->meta[i]), 6,
+                             b->json_len[i] };
+            memcpy(&b->argv[argc], f, sizeof f);
+            memcpy(&b->lens[argc], fl, sizeof fl);
+            argc += 6;
+            bytes += b->json_len[i];
+            records++;
+        }
+        if (belt__broker_append(w->pub, argc, b->argv, b->lens) != BELT_OK)
             return BELT_EIO;
-        nids++;
+        nids += records;
     }
     for (int pass = 0; pass < 2 && nids > 0; pass++) {
         belt__broker_cmd *c = &b->cmd;
@@ -533,9 +569,9 @@ static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
         rc |= belt__broker_cmd_adds(c, w->jobs_key);
         if (pass == 0)
             rc |= belt__broker_cmd_adds(c, BELT__BROKER_GROUP);
-        for (size_t i = 0; i < b->count; i++)
-            if (b->json[i] != NULL) /* else unpublished: leave it pending */
-                rc |= belt__broker_cmd_adds(c, b->t[i]->id.s);
+        for (size_t k = 0; k < b->count; k++)
+            if (b->json[k] != NULL) /* else unpublished: leave it pending */
+                rc |= belt__broker_cmd_adds(c, b->t[k]->id.s);
         if (rc != BELT_OK || belt__broker_cmd_append(w->pub, c) != BELT_OK)
             return BELT_EIO;
     }
@@ -591,6 +627,9 @@ static void *publisher_main(void *arg)
             b->json[k] = belt__broker_result_json(rs[i], w->host, w->id,
                                                   t->delivery,
                                                   &b->json_len[k]);
+            if (belt__broker_meta_format(rs[i], b->meta[k],
+                                         sizeof b->meta[k]) != BELT_OK)
+                b->meta[k][0] = '\0'; /* the submitter reads the record */
         }
         int64_t delay = BELT__BROKER_BACKOFF_FIRST_NS;
         bool published = false;

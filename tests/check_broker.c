@@ -359,6 +359,138 @@ START_TEST(test_keys)
 }
 END_TEST
 
+START_TEST(test_meta_roundtrip)
+{
+    belt_job job;
+    belt_job_init(&job);
+    job.id = "m";
+    belt_result *r = belt_result_new(&job);
+    ck_assert_ptr_nonnull(r);
+    r->status = BELT_JOB_TIMEOUT;
+    r->exit_code = -1;
+    r->signal = 9;
+    r->attempts = 3;
+    r->queued_ns = INT64_C(1700000000123456789);
+    r->started_ns = INT64_C(1700000000223456789);
+    r->ended_ns = INT64_C(1700000001223456789);
+    r->duration_ns = INT64_C(999999999);
+    char meta[200];
+    ck_assert_int_eq(belt__broker_meta_format(r, meta, sizeof meta), BELT_OK);
+    belt_result back;
+    memset(&back, 0, sizeof back);
+    bool text = true;
+    ck_assert_int_eq(belt__broker_meta_parse(meta, strlen(meta), &back,
+                                             &text), BELT_OK);
+    ck_assert(!text);
+    ck_assert_int_eq(back.status, BELT_JOB_TIMEOUT);
+    ck_assert_int_eq(back.exit_code, -1);
+    ck_assert_int_eq(back.signal, 9);
+    ck_assert_uint_eq(back.attempts, 3);
+    ck_assert(back.queued_ns == r->queued_ns);
+    ck_assert(back.started_ns == r->started_ns);
+    ck_assert(back.ended_ns == r->ended_ns);
+    ck_assert(back.duration_ns == r->duration_ns);
+    /* Text the submitter needs: said so. */
+    r->error = strdup("boom");
+    ck_assert_int_eq(belt__broker_meta_format(r, meta, sizeof meta), BELT_OK);
+    ck_assert_int_eq(belt__broker_meta_parse(meta, strlen(meta), &back,
+                                             &text), BELT_OK);
+    ck_assert(text);
+    /* Too small a buffer, and what a parser must refuse (r untouched). */
+    ck_assert_int_eq(belt__broker_meta_format(r, meta, 10), BELT_EINVAL);
+    static const char *const bad[] = {
+        "", "1", "2 ok 0 0 1 0 0 0 0 0", "1 fine 0 0 1 0 0 0 0 0",
+        "1 ok 0 0 1 0 0 0 0", "1 ok 0 0 1 0 0 0 0 0 0", "1 ok 0 0 1 0 0 0 0 2",
+        "1 ok x 0 1 0 0 0 0 0", "1 ok 0 0 1 0 0 0 0 0 ", "1 ok  0 0 1 0 0 0 0 0",
+        "1 ok 0 0 1 99999999999999999999 0 0 0 0", "1 ok 256 0 1 0 0 0 0 0",
+        "1 ok 0 -1 1 0 0 0 0 0", "1 ok 0 0 -1 0 0 0 0 0",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&back, 0, sizeof back);
+        ck_assert_msg(belt__broker_meta_parse(bad[i], strlen(bad[i]), &back,
+                                              &text) == BELT_EINVAL,
+                      "accepted '%s'", bad[i]);
+        ck_assert_int_eq(back.attempts, 0);
+    }
+    belt_result_free(r);
+}
+END_TEST
+
+/* A fake entry reply: fields given as a NULL-terminated name/value list. */
+static redisReply *fake_fields(const char *const *kv)
+{
+    size_t n = 0;
+    while (kv[n])
+        n++;
+    redisReply *a = calloc(1, sizeof *a);
+    a->type = REDIS_REPLY_ARRAY;
+    a->elements = n;
+    a->element = calloc(n, sizeof *a->element);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = calloc(1, sizeof *e);
+        e->type = REDIS_REPLY_STRING;
+        e->str = (char *)kv[i];
+        e->len = strlen(kv[i]);
+        a->element[i] = e;
+    }
+    return a;
+}
+
+static void fake_free(redisReply *a)
+{
+    for (size_t i = 0; i < a->elements; i++)
+        free(a->element[i]);
+    free(a->element);
+    free(a);
+}
+
+START_TEST(test_entry_records)
+{
+    static const char *const three[] = { "key", "a", "meta", "ma", "result",
+        "ra", "key", "b", "result", "rb", "key", "c", "meta", "mc", "result",
+        "rc", NULL };
+    redisReply *f = fake_fields(three);
+    belt__broker_entry e = { "1-0", f, 0, f->elements }, rec[4];
+    ck_assert_uint_eq(belt__broker_entry_records(&e, rec, 4), 3);
+    static const char *const want[3][3] = { { "a", "ma", "ra" },
+                                            { "b", NULL, "rb" },
+                                            { "c", "mc", "rc" } };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(rec[i].id, "1-0");
+        ck_assert_str_eq(belt__broker_entry_get(&rec[i], "key", NULL),
+                         want[i][0]);
+        const char *m = belt__broker_entry_get(&rec[i], "meta", NULL);
+        if (want[i][1])
+            ck_assert_str_eq(m, want[i][1]);
+        else
+            ck_assert_ptr_null(m); /* not the next record's */
+        ck_assert_str_eq(belt__broker_entry_get(&rec[i], "result", NULL),
+                         want[i][2]);
+    }
+    /* Room for two: the second view runs to the end (its own fields come
+     * first, so lookups still find them). */
+    ck_assert_uint_eq(belt__broker_entry_records(&e, rec, 2), 2);
+    ck_assert_str_eq(belt__broker_entry_get(&rec[1], "key", NULL), "b");
+    fake_free(f);
+
+    /* One record in the old layout, a dead letter and our stop entry. */
+    static const char *const dead[] = { "key", "d", "reason", "crash",
+                                        "deliveries", "3", NULL };
+    f = fake_fields(dead);
+    e = (belt__broker_entry){ "2-0", f, 0, f->elements };
+    ck_assert_uint_eq(belt__broker_entry_records(&e, rec, 4), 1);
+    ck_assert_str_eq(belt__broker_entry_get(&rec[0], "reason", NULL),
+                     "crash");
+    fake_free(f);
+    static const char *const stop[] = { "stop", "1", NULL };
+    f = fake_fields(stop);
+    e = (belt__broker_entry){ "3-0", f, 0, f->elements };
+    ck_assert_uint_eq(belt__broker_entry_records(&e, rec, 4), 1);
+    ck_assert_ptr_null(belt__broker_entry_get(&rec[0], "key", NULL));
+    fake_free(f);
+}
+END_TEST
+
 /* ---- redis --------------------------------------------------------------------- */
 
 typedef struct server {
@@ -534,20 +666,52 @@ static json_t *collect(belt__broker *b, const char *run, int want)
         belt__broker_entry e[64];
         int k = es ? belt__broker_entries(es, e, 64) : 0;
         for (int i = 0; i < k; i++) {
-            const char *res = belt__broker_entry_get(&e[i], "result", NULL);
-            const char *kk = belt__broker_entry_get(&e[i], "key", NULL);
-            ck_assert_ptr_nonnull(res);
-            ck_assert_ptr_nonnull(kk);
-            json_t *o = json_loads(res, 0, NULL);
-            ck_assert_ptr_nonnull(o);
-            json_t *a = json_object_get(by_key, kk);
-            if (a == NULL) {
-                a = json_array();
-                json_object_set_new(by_key, kk, a);
+            belt__broker_entry rec[BELT__BROKER_RECORDS_MAX];
+            size_t nrec = belt__broker_entry_records(&e[i], rec,
+                                                     BELT__BROKER_RECORDS_MAX);
+            for (size_t j = 0; j < nrec; j++) {
+                size_t mlen = 0;
+                const char *res = belt__broker_entry_get(&rec[j], "result",
+                                                         NULL);
+                const char *kk = belt__broker_entry_get(&rec[j], "key", NULL);
+                const char *meta = belt__broker_entry_get(&rec[j], "meta",
+                                                          &mlen);
+                ck_assert_ptr_nonnull(res);
+                ck_assert_ptr_nonnull(kk);
+                json_t *o = json_loads(res, 0, NULL);
+                ck_assert_ptr_nonnull(o);
+                /* The numbers beside the record agree with it. */
+                belt_result m;
+                memset(&m, 0, sizeof m);
+                bool text = false;
+                const char *err = json_string_value(json_object_get(o,
+                                                                    "error"));
+                if (meta == NULL && err != NULL &&
+                    strncmp(err, "dead-lettered", 13) == 0) {
+                    /* The reader's dead-letter record: no numbers. */
+                    meta = "1 error -1 0 0 0 0 0 0 1";
+                    mlen = strlen(meta);
+                }
+                ck_assert_ptr_nonnull(meta);
+                ck_assert_int_eq(belt__broker_meta_parse(meta, mlen, &m,
+                                                         &text), BELT_OK);
+                ck_assert_str_eq(belt_job_status_name(m.status),
+                                 json_string_value(json_object_get(o,
+                                                                   "status")));
+                ck_assert_int_eq(m.attempts, json_integer_value(
+                                                 json_object_get(o, "attempts")));
+                json_t *out = json_object_get(o, "stdout");
+                if (json_is_string(out) && json_string_length(out) > 0)
+                    ck_assert(text);
+                json_t *a = json_object_get(by_key, kk);
+                if (a == NULL) {
+                    a = json_array();
+                    json_object_set_new(by_key, kk, a);
+                }
+                json_array_append_new(a, o);
+                got++;
             }
-            json_array_append_new(a, o);
             snprintf(last, sizeof last, "%s", e[i].id);
-            got++;
         }
         freeReplyObject(r);
     }
@@ -855,6 +1019,8 @@ static Suite *broker_suite(void)
     tcase_add_test(tc, test_codec_defaults_and_errors);
     tcase_add_test(tc, test_codec_result);
     tcase_add_test(tc, test_keys);
+    tcase_add_test(tc, test_meta_roundtrip);
+    tcase_add_test(tc, test_entry_records);
     suite_add_tcase(s, tc);
     tc = tcase_create("redis");
     tcase_set_timeout(tc, tu_timeout(60));
