@@ -103,11 +103,12 @@ belt__pipeline *belt__pipeline_create(const belt__pipeline_config *cfg)
                                        : (s->capacity + e->batch_items - 1) / e->batch_items;
                 nth += (size_t)s->workers * (s->kind == BELT__STAGE_STREAM ? 2 : 1);
             } else {
+                /* Into the sink: room for a burst (see belt__out). */
                 e->batch_items = (uint32_t)cfg->batch;
-                cap = 4;
+                cap = BELT__BURST;
             }
             e->ch = belt_chan_bounded(cap, sizeof(belt__pbatch *));
-            ok = e->ch != NULL;
+            ok = e->ch != NULL && belt__edge_init_room(e) == BELT_OK;
         }
     } else {
         ok = false;
@@ -324,7 +325,7 @@ static void *monitor(void *arg)
             break;
         if (belt__cancel_fired(&p->now)) {
             for (size_t i = 0; i <= p->nstages; i++)
-                belt_chan_close(p->edge[i].ch);
+                belt__edge_close(&p->edge[i]);
             for (size_t i = 0; i < p->nstages; i++)
                 if (p->stage[i].ro != NULL)
                     belt__reorder_stop(p->stage[i].ro);
@@ -529,6 +530,7 @@ void belt__pipeline_free(belt__pipeline *p)
             while (p->edge[i].ch != NULL && belt_chan_try_recv(p->edge[i].ch, &b) == BELT_OK)
                 belt__batch_put(&p->pool, b);
             belt_chan_free(p->edge[i].ch);
+            belt__edge_destroy_room(&p->edge[i]);
         }
     }
     if (p->dl_file != NULL)

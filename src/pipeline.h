@@ -88,7 +88,9 @@
  * batches is ceil(capacity / batch size), 0 staying 0.  A producer flushes
  * a partial batch whenever it would otherwise wait for input (so a slow
  * command source still streams).  Memory is thus bounded by, per stage,
- * (channel batches + 2 per worker) batches, whatever the input's length.
+ * (channel batches + 2 per worker) batches, plus BELT__BURST per stream
+ * worker and for the source (held to be sent, or written, together),
+ * whatever the input's length.
  *
  * Ordered mode: each batch on an edge carries a sequence number (0, 1, 2,
  * ... per edge).  A stage's workers take batches in any order; the outputs

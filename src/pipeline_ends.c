@@ -6,15 +6,19 @@
  * longer than BELT__MAX_ITEM fails the pipeline.  It flushes a partial
  * batch whenever a read returns less than it asked for (the writer has no
  * more for now), so a slow command source streams item by item while a
- * file moves in full batches.  It stops when `drain` fires, at the next
- * item (the rest of a read chunk is dropped, uncounted: sending it would
- * take a chunk of lines at the first stage's pace), sends the partial
- * batch it holds (those items are counted), and a command source is
+ * file moves in full batches.  Lines go into batches a batch at a time
+ * (belt__out_lines: one memcpy per batch), and batches downstream in
+ * bursts (belt__out's burst mode).  It stops when `drain` fires, at the
+ * next batch of lines (the rest of a read chunk is dropped, uncounted:
+ * sending it would take a chunk of lines at the first stage's pace), sends
+ * the batches it holds (those items are counted), and a command source is
  * killed (its group) and reaped.  Reads from pipes
  * and stdin wait in poll() together with the drain token.
  *
- * Sink: receives batches from the last edge and writes each item and a
- * '\n' through a 256 KiB buffer, which it writes out when full and
+ * Sink: receives batches from the last edge (all that are queued, up to
+ * BELT__BURST at a time) and copies each, its items' lines as they are,
+ * into a 256 KiB buffer (one memcpy per batch), which it writes out when
+ * full and
  * whenever the channel is empty (so a slow pipeline's output appears as it
  * comes).  A write error (EPIPE, ENOSPC) fails the pipeline.  A command
  * sink gets EOF on its stdin at the end and is waited for; a non-zero exit
@@ -32,7 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define READ_CHUNK ((size_t)64 * 1024)
+#define READ_CHUNK ((size_t)256 * 1024)
 #define WRITE_BUF ((size_t)256 * 1024)
 
 /* ---- the source ------------------------------------------------------------------- */
@@ -50,32 +54,47 @@ static int split_lines(source *s, const char *buf, size_t n)
     while (cur < end) {
         /* A stop: the rest of the chunk is dropped (never counted).  Going
          * on would push up to a chunk of lines through a full channel at
-         * the first stage's pace. */
+         * the first stage's pace.  (Checked a batch of lines at a time.) */
         if (belt__cancel_fired(&s->p->drain))
             return BELT_CLOSED;
-        const char *nl = memchr(cur, '\n', (size_t)(end - cur));
-        if (nl == NULL) {
-            belt__buf_add(&s->carry, cur, (size_t)(end - cur));
-            if (s->carry.oom || s->carry.len > BELT__MAX_ITEM) {
-                belt__pipe_fail(s->p, BELT__PIPE_ERROR,
-                                "source: a line longer than %zu MiB",
-                                BELT__MAX_ITEM >> 20);
-                return BELT_ENOMEM;
-            }
-            return BELT_OK;
-        }
-        int rc;
+        size_t used = 0;
+        uint32_t k = 0;
+        int rc = BELT_OK;
         if (s->carry.len > 0) {
-            belt__buf_add(&s->carry, cur, (size_t)(nl - cur));
-            rc = belt__out_emit(&s->out, s->carry.p, s->carry.len);
-            belt__buf_clear(&s->carry);
+            /* The line the last read cut: it ends here, or not yet. */
+            const char *nl = memchr(cur, '\n', (size_t)(end - cur));
+            used = nl != NULL ? (size_t)(nl - cur) : (size_t)(end - cur);
+            belt__buf_add(&s->carry, cur, used);
+            if (nl != NULL && !s->carry.oom && s->carry.len <= BELT__MAX_ITEM) {
+                rc = belt__out_emit(&s->out, s->carry.p, s->carry.len);
+                if (rc == 0)
+                    rc = belt__out_between(&s->out);
+                belt__buf_clear(&s->carry);
+                used++;
+                k = 1;
+            }
         } else {
-            rc = belt__out_emit(&s->out, cur, (size_t)(nl - cur));
+            /* A batch of lines at a time, with one copy. */
+            rc = belt__out_lines(&s->out, cur, (size_t)(end - cur), &used, &k);
+            if (rc == 0 && used == 0) {
+                belt__buf_add(&s->carry, cur, (size_t)(end - cur));
+                used = (size_t)(end - cur);
+            }
         }
-        if (rc != 0 || belt__out_between(&s->out) != 0)
+        if (s->carry.len > BELT__MAX_ITEM) {
+            belt__pipe_fail(s->p, BELT__PIPE_ERROR,
+                            "source: a line longer than %zu MiB",
+                            BELT__MAX_ITEM >> 20);
+            return BELT_ENOMEM;
+        }
+        if (s->carry.oom || rc == BELT_ENOMEM) {
+            belt__pipe_fail(s->p, BELT__PIPE_ERROR, "source: out of memory");
+            return BELT_ENOMEM;
+        }
+        if (rc != 0) /* stopping: what went into cur is not counted */
             return BELT_CLOSED;
-        atomic_fetch_add_explicit(&s->p->source_items, 1, memory_order_relaxed);
-        cur = nl + 1;
+        atomic_fetch_add_explicit(&s->p->source_items, k, memory_order_relaxed);
+        cur += used;
     }
     return BELT_OK;
 }
@@ -193,6 +212,11 @@ static void *source_main(void *arg)
     source s = { .p = p };
     belt__out_init(&s.out, p, NULL, &p->edge[0], false);
     s.out.number = p->cfg->ordered;
+    /* Bursts of batches: fewer wake-ups of the first stage, which gets
+     * them all at once (see belt__out).  Not for a range, whose items come
+     * at a CPU's pace: its batches go one by one, as soon as full, so the
+     * stages start on them at once. */
+    s.out.burst_mode = p->cfg->src != BELT__SRC_RANGE;
     switch (p->cfg->src) {
     case BELT__SRC_FILE: {
         int fd = open(p->cfg->src_path, O_RDONLY | O_CLOEXEC);
@@ -283,28 +307,20 @@ static void sink_flush(sink *k)
     k->len = 0;
 }
 
+/* A batch is its items' lines already: one copy (or a write) for all. */
 static void sink_batch(sink *k, const belt__pbatch *b)
 {
-    for (uint32_t i = 0; i < b->n && k->err == 0; i++) {
-        size_t len;
-        const char *s = belt__batch_item(b, i, &len);
-        if (k->len + len + 1 > WRITE_BUF) {
-            sink_flush(k);
-            if (len + 1 > WRITE_BUF) { /* a huge item: write it through */
-                size_t keep = k->len;
-                char *old = k->buf;
-                k->buf = (char *)s;
-                k->len = len;
-                sink_flush(k);
-                k->buf = old;
-                k->len = keep;
-                k->buf[k->len++] = '\n';
-                continue;
-            }
-        }
-        memcpy(k->buf + k->len, s, len);
-        k->len += len;
-        k->buf[k->len++] = '\n';
+    if (k->len + b->len > WRITE_BUF)
+        sink_flush(k);
+    if (k->err == 0 && b->len > WRITE_BUF) { /* huge items: write them through */
+        char *old = k->buf;
+        k->buf = b->data;
+        k->len = b->len;
+        sink_flush(k);
+        k->buf = old;
+    } else if (k->err == 0 && b->len > 0) {
+        memcpy(k->buf + k->len, b->data, b->len);
+        k->len += b->len;
     }
     if (k->err == 0)
         atomic_fetch_add_explicit(&k->p->sink_items, b->n, memory_order_relaxed);
@@ -344,16 +360,18 @@ static void *sink_main(void *arg)
     }
 
     for (;;) {
-        belt__pbatch *b;
-        int rc = belt__edge_recv(in, &b, true);
-        if (rc == BELT_EMPTY) {
+        belt__pbatch *b[BELT__BURST];
+        int n = belt__edge_recv_many(in, b, BELT__BURST, true);
+        if (n == BELT_EMPTY) {
             sink_flush(&k); /* nothing more for now: let it out */
-            rc = belt__edge_recv(in, &b, false);
+            n = belt__edge_recv_many(in, b, BELT__BURST, false);
         }
-        if (rc != BELT_OK)
+        if (n <= 0)
             break;
-        sink_batch(&k, b);
-        belt__batch_put(&p->pool, b);
+        for (int i = 0; i < n; i++) {
+            sink_batch(&k, b[i]);
+            belt__batch_put(&p->pool, b[i]);
+        }
         if (k.err != 0)
             break;
     }
@@ -381,7 +399,7 @@ static void *sink_main(void *arg)
     }
 out:
     free(k.buf);
-    belt_chan_receiver_done(in->ch);
+    belt__edge_receiver_done(in);
     return NULL;
 }
 

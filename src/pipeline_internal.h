@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "belt/chan.h"
 #include "belt/stage.h"
@@ -31,9 +32,11 @@
 
 /* ---- batches (pipeline_batch.c) --------------------------------------------- */
 
-/* Items stored back to back without separators: item i is
- * data[i ? end[i-1] : 0 .. end[i]).  A batch is owned by exactly one thread
- * at a time; sending its pointer on a channel hands it over. */
+/* Items stored back to back, each followed by a '\n' (items never hold
+ * one): item i is data[i ? end[i-1] : 0 .. end[i] - 1), and data[0..len)
+ * is the batch as text lines, ready to be written to a pipe or a file as
+ * it is.  A batch is owned by exactly one thread at a time; sending its
+ * pointer on a channel hands it over. */
 typedef struct belt__pbatch {
     struct belt__pbatch *next; /* free list, or a chain of outputs */
     uint64_t seq;              /* ordered mode: its number on its edge */
@@ -57,27 +60,65 @@ void belt__bpool_destroy(belt__bpool *bp);
 belt__pbatch *belt__batch_get(belt__bpool *bp);
 /* Gives b (and nothing chained to it) back.  NULL is a no-op. */
 void belt__batch_put(belt__bpool *bp, belt__pbatch *b);
-/* Appends an item; BELT_OK or BELT_ENOMEM.  b->n < b->cap_items. */
+/* Appends an item (s[0..len), no '\n' in it) and its '\n'; BELT_OK or
+ * BELT_ENOMEM (b unchanged).  b->n < b->cap_items. */
 int belt__batch_add(belt__pbatch *b, const char *s, size_t len);
+/* Appends the complete lines at the start of s[0..n) (each up to and
+ * including its '\n') as items, with one copy: as many as fit below
+ * max_items items in b (b->n < max_items <= b->cap_items) and until b->len
+ * reaches BELT__BATCH_BYTES.  Stores the bytes taken (through the last
+ * '\n' taken; 0 when s holds no '\n') in *used and the lines in *lines.
+ * BELT_OK, or BELT_ENOMEM (b unchanged, *used and *lines 0). */
+int belt__batch_add_lines(belt__pbatch *b, const char *s, size_t n,
+                          uint32_t max_items, size_t *used, uint32_t *lines);
 
 static inline const char *belt__batch_item(const belt__pbatch *b, uint32_t i,
                                            size_t *len)
 {
     uint32_t s = i ? b->end[i - 1] : 0;
-    *len = b->end[i] - s;
-    return b->data != NULL ? b->data + s : ""; /* only empty items: no data */
+    *len = b->end[i] - s - 1;
+    return b->data + s;
 }
 
 /* ---- edges ------------------------------------------------------------------------ */
 
-/* The channel into a stage (or into the sink), carrying belt__pbatch *. */
+/* The channel into a stage (or into the sink), carrying belt__pbatch *.
+ *
+ * Room (belt__edge_send_many only): a burst sender that finds ch full does
+ * not block in the channel, where it would be woken for every slot a
+ * receiver frees and send one batch per wake-up (a futex round trip per
+ * batch, the whole time a slow stage holds the pipeline back).  It waits
+ * on room_cv until ch is at most half full (or closed), then sends a burst
+ * again: hysteresis, as a pipe's reader is woken per buffer, not per byte.
+ * Protocol: the sender raises room_waiting (an acq_rel RMW), then reads
+ * ch's length, under room_mu, and waits on room_cv while it is above half
+ * and ch is open; a receiver, after taking batches, reads room_waiting
+ * with an acq_rel RMW (+0), and if a sender waits and ch is at most half
+ * full, it broadcasts room_cv under room_mu.  RMWs of one variable are
+ * totally ordered, so the sender either sees the new length or is seen
+ * waiting and woken.  Closing ch (belt__edge_close, the last
+ * belt__edge_receiver_done) broadcasts too. */
 typedef struct belt__edge {
     belt_chan *ch;
     uint32_t batch_items;      /* producers close batches at this count */
     _Atomic uint64_t queued;   /* items in ch (relaxed; for stats) */
     _Atomic int64_t full_ns;   /* producers' time blocked on a full ch */
     uint64_t next_seq;         /* ordered mode: only one thread sends */
+    pthread_mutex_t room_mu;
+    pthread_cond_t room_cv;    /* ch went down to half full, or closed */
+    _Atomic int room_waiting;  /* senders waiting on room_cv */
+    bool room_init;            /* room_mu and room_cv exist */
 } belt__edge;
+
+/* Sets up e's room wait (e zeroed, ch set): BELT_OK or BELT_ESYS. */
+int belt__edge_init_room(belt__edge *e);
+/* Frees e's room wait (and not ch).  No sender may wait. */
+void belt__edge_destroy_room(belt__edge *e);
+/* Closes e's channel and wakes its waiting senders.  Can't fail. */
+void belt__edge_close(belt__edge *e);
+/* One receiver of e is done (belt_chan_receiver_done); the last one closes
+ * the channel and wakes its waiting senders. */
+void belt__edge_receiver_done(belt__edge *e);
 
 /* Sends b on e (blocking while full; the time blocked is counted).  On
  * BELT_CLOSED (the pipeline is stopping) b is given back to the pool. */
@@ -86,9 +127,20 @@ int belt__edge_send(belt__pipeline *p, belt__edge *e, belt__pbatch *b);
  * (not NULL) is lowered by one while it is blocked. */
 int belt__edge_send_t(belt__pipeline *p, belt__edge *e, belt__pbatch *b,
                       int64_t *blocked_ns, _Atomic int *busy);
+/* Sends b[0..n) on e in order with as few lock round trips and wake-ups
+ * as the channel allows (blocking while full; the time blocked is added to
+ * *blocked_ns and e->full_ns).  On BELT_CLOSED the batches not sent are
+ * given back to the pool. */
+int belt__edge_send_many(belt__pipeline *p, belt__edge *e, belt__pbatch **b,
+                         size_t n, int64_t *blocked_ns);
 /* Receives a batch: BELT_OK, BELT_CLOSED (drained and closed), or
  * BELT_EMPTY when nonblock and nothing is there. */
 int belt__edge_recv(belt__edge *e, belt__pbatch **b, bool nonblock);
+/* Receives at least one batch and whatever else is queued, at most max,
+ * into b[0..): their number, or BELT_CLOSED (drained and closed), or
+ * BELT_EMPTY when nonblock and nothing is there. */
+int belt__edge_recv_many(belt__edge *e, belt__pbatch **b, size_t max,
+                         bool nonblock);
 
 /* ---- stages ---------------------------------------------------------------------------- */
 
@@ -132,7 +184,15 @@ struct belt__stage {
 
 /* Where a worker's outputs go.  Items are appended to cur; between input
  * items, a full cur is sent on (unordered) or chained for the reorder
- * buffer (ordered).  Only its worker thread touches it. */
+ * buffer (ordered).  Only its worker thread touches it.
+ *
+ * Burst mode (the source and stream readers, which turn one read() into
+ * many batches): full batches wait in burst[] and go downstream together
+ * (belt__edge_send_many) when BELT__BURST of them are ready or at
+ * belt__out_flush, so the next thread wakes once per burst rather than
+ * once per batch, and a stream writer downstream writes them with one
+ * writev. */
+#define BELT__BURST 16
 typedef struct belt__out {
     belt__pipeline *p;
     belt__stage *st;           /* counts items_out; NULL for the source */
@@ -143,6 +203,9 @@ typedef struct belt__out {
     uint64_t emitted;          /* items emitted so far (filter detection) */
     belt__pbatch *cur;
     belt__pbatch *head, *tail;
+    bool burst_mode;
+    uint32_t nburst;           /* full batches waiting in burst */
+    belt__pbatch *burst[BELT__BURST];
     uint32_t mark_n;           /* cur's n and len before the current item */
     size_t mark_len;
     int err;                   /* first error (BELT_CLOSED, BELT_ENOMEM) */
@@ -157,13 +220,21 @@ void belt__out_init(belt__out *o, belt__pipeline *p, belt__stage *st,
 /* The belt_stage_emit for o: appends an item (cut at its first '\n').
  * Returns 0 or a negative code (o->err) when the pipeline is stopping. */
 int belt__out_emit(void *o, const char *data, size_t len);
+/* Emits the complete lines at the start of s[0..n) (each without its
+ * '\n') as items, filling at most the current batch (then sending it on if
+ * full, as belt__out_between does): call it again with the rest.  Stores
+ * the bytes taken in *used (0: no complete line in s) and the items in
+ * *lines.  Returns 0, or o->err (BELT_CLOSED, BELT_ENOMEM). */
+int belt__out_lines(belt__out *o, const char *s, size_t n, size_t *used,
+                    uint32_t *lines);
 /* Marks the start of an input item (for belt__out_discard). */
 void belt__out_begin(belt__out *o);
 /* Drops what was emitted since belt__out_begin (a failed item). */
 void belt__out_discard(belt__out *o);
 /* Between items: sends (or chains) cur if it is full.  Returns o->err. */
 int belt__out_between(belt__out *o);
-/* Sends (or chains) cur if it holds anything.  Returns o->err. */
+/* Sends (or chains) cur if it holds anything, and sends the burst.
+ * Returns o->err. */
 int belt__out_flush(belt__out *o);
 /* Chain mode: takes the chain (flushing cur into it first). */
 belt__pbatch *belt__out_take_chain(belt__out *o);
@@ -302,6 +373,9 @@ void belt__wstatus_text(int wstatus, char *buf, size_t size);
  * the pipeline's NOW token.  BELT_OK, BELT_EIO (errno set: EPIPE when the
  * reader is gone), BELT_ECANCELED. */
 int belt__write_all(belt__pipeline *p, int fd, const char *buf, size_t len);
+/* The same for the iovcnt buffers of iov (at most IOV_MAX), written with
+ * writev; iov is used up (changed) on the way. */
+int belt__writev_all(belt__pipeline *p, int fd, struct iovec *iov, int iovcnt);
 /* Builds the argv of a stage's command (sh -c run, or argv), with "{}"
  * replaced by item (shell-quoted in run) when item is not NULL.  The
  * result is one allocation (free() it); NULL when memory runs out. */

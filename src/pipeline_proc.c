@@ -183,11 +183,34 @@ void belt__wstatus_text(int ws, char *buf, size_t size)
 
 int belt__write_all(belt__pipeline *p, int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t k = write(fd, buf, len);
+    struct iovec iov = { .iov_base = (char *)buf, .iov_len = len };
+    return belt__writev_all(p, fd, &iov, 1);
+}
+
+int belt__writev_all(belt__pipeline *p, int fd, struct iovec *iov, int iovcnt)
+{
+    for (;;) {
+        while (iovcnt > 0 && iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt == 0)
+            break;
+        ssize_t k = writev(fd, iov, iovcnt);
         if (k > 0) {
-            buf += k;
-            len -= (size_t)k;
+            /* Skip what went out; a buffer cut in the middle goes on
+             * from where it was cut. */
+            size_t done = (size_t)k;
+            while (iovcnt > 0 && done > 0 && done >= iov->iov_len) {
+                done -= iov->iov_len;
+                iov->iov_len = 0;
+                iov++;
+                iovcnt--;
+            }
+            if (done > 0) {
+                iov->iov_base = (char *)iov->iov_base + done;
+                iov->iov_len -= done;
+            }
             continue;
         }
         if (k < 0 && errno == EINTR)

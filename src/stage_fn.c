@@ -127,7 +127,7 @@ static void *fn_worker(void *arg)
 done:
     if (have_ctx && st->fs.fini != NULL)
         st->fs.fini(ctx);
-    belt_chan_receiver_done(st->in->ch);
+    belt__edge_receiver_done(st->in);
     belt_chan_sender_done(st->out->ch);
     return NULL;
 }

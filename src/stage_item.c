@@ -250,7 +250,7 @@ static void *item_worker(void *arg)
         belt__out_flush(&o);
     belt__out_release(&o);
     belt__buf_free(&outb);
-    belt_chan_receiver_done(st->in->ch);
+    belt__edge_receiver_done(st->in);
     belt_chan_sender_done(st->out->ch);
     return NULL;
 }

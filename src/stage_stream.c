@@ -4,15 +4,22 @@
  * Each worker has two threads around its child (spawned before any thread
  * starts, so "command not found" fails the start):
  *
- *   writer  takes batches from the stage's channel and writes them, one
- *           line per item, to the child's stdin (waiting in poll() with the
- *           NOW token); at the end of the input it closes the child's stdin
- *           and tells the reader (an eventfd).
+ *   writer  takes batches from the stage's channel, all that are queued
+ *           (up to BELT__BURST; 2 when the stage has several workers, so
+ *           that one does not take the others' share), and writes them
+ *           with one writev (a batch is its items' lines already) to the
+ *           child's stdin (waiting in poll() with the NOW token); at the end
+ *           of the input it closes the child's stdin and tells the reader
+ *           (an eventfd).
  *   reader  owns the child: poll() on its stdout, its pidfd, the NOW token
  *           and the writer's eventfd; splits what it reads into items and
- *           sends them on (flushing a partial batch whenever the pipe is
- *           empty); when the child exits it kills the rest of its group,
- *           reads what is left and reaps it.
+ *           sends them on in bursts (belt__out's burst mode: a 256 KiB
+ *           read makes dozens of batches, handed over with one wake-up;
+ *           a partial batch and the burst go when the pipe is empty, at
+ *           once if the program has nothing left to work on, else within
+ *           LINGER_NS, unless more output fills the burst first); when
+ *           the child exits it kills the rest of its group, reads what is
+ *           left and reaps it.
  *
  * A program that misbehaves must not hang belt:
  *   - it exits before its input ends (head -n 1): the writer's next write
@@ -50,6 +57,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The reader's read() size: a pipe holds up to 1 MiB (pipeline_proc.c);
+ * the more a read takes, the fewer wake-ups on both sides. */
+#define READ_BYTES ((size_t)256 * 1024)
+/* How long a reader may hold output (less than a burst) while its program
+ * is still working, to pass it on in bigger bursts: each burst costs the
+ * next stage a wake-up and its program a write; a program writing 4 KiB at
+ * a time (stdio) would otherwise cost both per 4 KiB.  A latency bound,
+ * like TCP's Nagle delay or Kafka's linger.ms; not a poll for a state. */
+#define LINGER_NS ((int64_t)1000000)
+
 typedef struct sworker {
     belt__stage *st;
     belt__proc pr;             /* the reader's (in_fd moved to the writer) */
@@ -83,27 +100,25 @@ static void *writer_main(void *arg)
     sworker *w = arg;
     belt__stage *st = w->st;
     belt__pipeline *p = st->p;
-    belt__buf buf = { 0 };
+    /* Whatever batches are queued (a burst), in one writev: a batch is
+     * its items' lines already. */
+    belt__pbatch *b[BELT__BURST];
+    struct iovec iov[BELT__BURST];
+    /* With several workers, one writer must not take the others' share. */
+    size_t max = st->cfg->workers > 1 ? 2 : BELT__BURST;
     for (;;) {
-        belt__pbatch *b;
-        if (belt__edge_recv(st->in, &b, false) != BELT_OK)
+        int k = belt__edge_recv_many(st->in, b, max, false);
+        if (k <= 0)
             break;
-        atomic_fetch_add_explicit(&st->c.in, b->n, memory_order_relaxed);
-        uint32_t n = b->n;
-        belt__buf_clear(&buf);
-        for (uint32_t i = 0; i < n; i++) {
-            size_t len;
-            const char *s = belt__batch_item(b, i, &len);
-            belt__buf_add(&buf, s, len);
-            belt__buf_addc(&buf, '\n');
+        uint64_t n = 0;
+        for (int i = 0; i < k; i++) {
+            n += b[i]->n;
+            iov[i] = (struct iovec){ .iov_base = b[i]->data, .iov_len = b[i]->len };
         }
-        belt__batch_put(&p->pool, b);
-        if (buf.oom) {
-            belt__pipe_fail(p, BELT__PIPE_ERROR, "stage %s: out of memory",
-                            st->cfg->name);
-            break;
-        }
-        int rc = belt__write_all(p, w->in_fd, buf.p, buf.len);
+        atomic_fetch_add_explicit(&st->c.in, n, memory_order_relaxed);
+        int rc = belt__writev_all(p, w->in_fd, iov, k);
+        for (int i = 0; i < k; i++)
+            belt__batch_put(&p->pool, b[i]);
         if (rc == BELT_EIO) {
             early_exit(w, n);
             break;
@@ -112,39 +127,49 @@ static void *writer_main(void *arg)
             break;
         atomic_fetch_add_explicit(&w->written, n, memory_order_relaxed);
     }
-    belt__buf_free(&buf);
     close(w->in_fd);
     w->in_fd = -1;
     uint64_t one = 1;
     ssize_t k = write(w->input_fd, &one, sizeof one);
     (void)k;
-    belt_chan_receiver_done(st->in->ch);
+    belt__edge_receiver_done(st->in);
     return NULL;
 }
 
-/* Emits the complete lines of buf[0..n), keeping a cut line in carry. */
+/* Emits the complete lines of buf[0..n), keeping a cut line in carry:
+ * BELT_OK, BELT_ENOMEM (a line too long) or BELT_CLOSED (stopping). */
 static int emit_lines(belt__out *o, belt__buf *carry, const char *buf, size_t n,
                       uint64_t *lines)
 {
     const char *cur = buf, *end = buf + n;
-    while (cur < end) {
-        const char *nl = memchr(cur, '\n', (size_t)(end - cur));
-        if (nl == NULL) {
-            belt__buf_add(carry, cur, (size_t)(end - cur));
-            return carry->oom || carry->len > BELT__MAX_ITEM ? BELT_ENOMEM : BELT_OK;
-        }
-        int rc;
-        if (carry->len > 0) {
-            belt__buf_add(carry, cur, (size_t)(nl - cur));
-            rc = belt__out_emit(o, carry->p, carry->len);
-            belt__buf_clear(carry);
-        } else {
-            rc = belt__out_emit(o, cur, (size_t)(nl - cur));
-        }
+    if (carry->len > 0) {
+        /* The line the last read cut ends in this one (or not yet). */
+        const char *nl = memchr(cur, '\n', n);
+        size_t part = nl != NULL ? (size_t)(nl - cur) : n;
+        belt__buf_add(carry, cur, part);
+        if (carry->oom || carry->len > BELT__MAX_ITEM)
+            return BELT_ENOMEM;
+        if (nl == NULL)
+            return BELT_OK;
+        int rc = belt__out_emit(o, carry->p, carry->len);
+        belt__buf_clear(carry);
         (*lines)++;
         if (rc != 0 || belt__out_between(o) != 0)
             return BELT_CLOSED;
         cur = nl + 1;
+    }
+    while (cur < end) {
+        size_t used;
+        uint32_t k;
+        int rc = belt__out_lines(o, cur, (size_t)(end - cur), &used, &k);
+        *lines += k;
+        if (rc != 0)
+            return rc == BELT_ENOMEM ? BELT_ENOMEM : BELT_CLOSED;
+        if (used == 0) {
+            belt__buf_add(carry, cur, (size_t)(end - cur));
+            return carry->oom || carry->len > BELT__MAX_ITEM ? BELT_ENOMEM : BELT_OK;
+        }
+        cur += used;
     }
     return BELT_OK;
 }
@@ -158,14 +183,16 @@ static void *reader_main(void *arg)
     belt__out o;
     belt__out_init(&o, p, st, st->out, false);
     o.number = p->cfg->ordered; /* ordered: one worker, the edge's one sender */
+    o.burst_mode = true;
     belt__buf carry = { 0 };
-    char *buf = malloc(65536);
+    char *buf = malloc(READ_BYTES);
     uint64_t lines = 0;
     bool exited = false, input_done = false, eof = false, stalled = false;
     bool early = false;
     bool failed = buf == NULL;
     int64_t last_out = belt__now_mono(), input_done_at = 0, last_wake = last_out;
     bool was_busy = false;
+    int64_t linger_at = 0;     /* held output goes by then (0: none held) */
 
     while (!failed && !(exited && eof)) {
         struct pollfd pf[4];
@@ -193,6 +220,11 @@ static void *reader_main(void *arg)
             int64_t left = stall_at - belt__now_mono();
             timeout = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
         }
+        if (linger_at != 0) {
+            int64_t left = linger_at - belt__now_mono();
+            int t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+            timeout = timeout < 0 || t < timeout ? t : timeout;
+        }
         int k = poll(pf, (nfds_t)n, timeout);
         int64_t now = belt__now_mono();
         /* Busy accounting: outstanding items mean the program is working. */
@@ -212,7 +244,7 @@ static void *reader_main(void *arg)
         }
         if (i_out >= 0 && pf[i_out].revents != 0) {
             for (;;) {
-                ssize_t r = read(w->pr.out_fd, buf, 65536);
+                ssize_t r = read(w->pr.out_fd, buf, READ_BYTES);
                 if (r > 0) {
                     last_out = now;
                     int rc = emit_lines(&o, &carry, buf, (size_t)r, &lines);
@@ -229,6 +261,19 @@ static void *reader_main(void *arg)
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r < 0 && errno == EAGAIN) {
+                    /* Nothing more for now.  While the program still has
+                     * input to work on, more output is coming: hold what
+                     * we have (a burst) for at most LINGER_NS; else, or
+                     * then, send it on. */
+                    bool held = o.nburst > 0 || (o.cur != NULL && o.cur->n > 0);
+                    if (held && !input_done &&
+                        atomic_load_explicit(&w->written, memory_order_relaxed) > lines) {
+                        if (linger_at == 0)
+                            linger_at = now + LINGER_NS;
+                        if (now < linger_at)
+                            break;
+                    }
+                    linger_at = 0;
                     if (belt__out_flush(&o) != 0)
                         failed = true;
                     break;
@@ -241,6 +286,11 @@ static void *reader_main(void *arg)
                 }
                 break;
             }
+        }
+        if (!failed && linger_at != 0 && now >= linger_at) {
+            linger_at = 0;
+            if (belt__out_flush(&o) != 0)
+                failed = true;
         }
         if (i_pid >= 0 && pf[i_pid].revents != 0) {
             exited = true;

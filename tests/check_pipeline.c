@@ -4,7 +4,9 @@
  * duplicated), ordered output exactly in order through filters and
  * fan-outs with several workers, dead letters, halt_on_error, misbehaving
  * stream programs (exit early, block-buffer) reported without hanging,
- * stops, and bounded memory.
+ * stops, and bounded memory.  And the engine's parts on their own: batches
+ * of lines (their layout, belt__batch_add_lines), a worker's output in
+ * burst mode, an edge's wait for room, belt__writev_all.
  *
  * The plugin stages come from tests/plugin_test.c, built as
  * $top_builddir/tests/.libs/plugin_test.so.  Sizes shrink with
@@ -12,8 +14,12 @@
  */
 #include "test_util.h"
 
+#include "config_internal.h"
 #include "pipeline.h"
+#include "pipeline_internal.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -911,6 +917,336 @@ START_TEST(test_memory_long_lines)
 }
 END_TEST
 
+/* ---- the engine's parts ------------------------------------------------- */
+
+/* A pipeline shell with what batches, edges and outputs use: the pool,
+ * the NOW token, and one edge of capacity cap (in batches). */
+typedef struct rig {
+    belt__pipeline p;
+    belt__edge e;
+} rig;
+
+static void rig_init(rig *g, size_t cap, uint32_t batch_items)
+{
+    memset(g, 0, sizeof *g);
+    ck_assert_int_eq(belt__bpool_init(&g->p.pool, 256), BELT_OK);
+    ck_assert_int_eq(belt__cancel_init(&g->p.now), BELT_OK);
+    g->e.ch = belt_chan_bounded(cap, sizeof(belt__pbatch *));
+    ck_assert_ptr_nonnull(g->e.ch);
+    ck_assert_int_eq(belt__edge_init_room(&g->e), BELT_OK);
+    g->e.batch_items = batch_items;
+}
+
+static void rig_free(rig *g)
+{
+    belt__pbatch *b;
+    while (belt_chan_try_recv(g->e.ch, &b) == BELT_OK)
+        belt__batch_put(&g->p.pool, b);
+    belt_chan_free(g->e.ch);
+    belt__edge_destroy_room(&g->e);
+    belt__cancel_destroy(&g->p.now);
+    belt__bpool_destroy(&g->p.pool);
+}
+
+/* Appends batch b's items, each with a '\n', to t (checked against the
+ * batch's own text, which must be the same). */
+static void batch_text(const belt__pbatch *b, belt__buf *t)
+{
+    size_t start = t->len;
+    for (uint32_t i = 0; i < b->n; i++) {
+        size_t len;
+        const char *s = belt__batch_item(b, i, &len);
+        ck_assert_ptr_null(memchr(s, '\n', len));
+        belt__buf_add(t, s, len);
+        belt__buf_addc(t, '\n');
+    }
+    ck_assert_uint_eq(t->len - start, b->len);
+    ck_assert_int_eq(memcmp(t->p + start, b->data, b->len), 0);
+}
+
+START_TEST(test_batch_lines)
+{
+    rig g;
+    rig_init(&g, 4, 256);
+    belt__pbatch *b = belt__batch_get(&g.p.pool);
+    ck_assert_ptr_nonnull(b);
+    /* Empty lines, a long one, and a cut last line (not taken). */
+    const char *text = "a\n\nbcd\n\n\nefghij\nklm";
+    size_t used;
+    uint32_t lines;
+    ck_assert_int_eq(belt__batch_add(b, "x", 1), BELT_OK);
+    ck_assert_int_eq(belt__batch_add(b, "", 0), BELT_OK);
+    ck_assert_int_eq(belt__batch_add_lines(b, text, strlen(text), 256, &used, &lines),
+                     BELT_OK);
+    ck_assert_uint_eq(used, strlen(text) - 3);
+    ck_assert_uint_eq(lines, 6);
+    ck_assert_uint_eq(b->n, 8);
+    belt__buf t = { 0 };
+    batch_text(b, &t);
+    ck_assert_str_eq(belt__buf_str(&t), "x\n\na\n\nbcd\n\n\nefghij\n");
+    /* No complete line: nothing taken. */
+    ck_assert_int_eq(belt__batch_add_lines(b, "klm", 3, 256, &used, &lines), BELT_OK);
+    ck_assert_uint_eq(used, 0);
+    ck_assert_uint_eq(lines, 0);
+    ck_assert_uint_eq(b->n, 8);
+    /* max_items stops it (and is capped at the batch's room). */
+    ck_assert_int_eq(belt__batch_add_lines(b, "1\n2\n3\n", 6, 10, &used, &lines), BELT_OK);
+    ck_assert_uint_eq(lines, 2);
+    ck_assert_uint_eq(used, 4);
+    ck_assert_uint_eq(b->n, 10);
+    ck_assert_int_eq(belt__batch_add_lines(b, "3\n", 2, 10, &used, &lines), BELT_OK);
+    ck_assert_uint_eq(lines, 0);
+    belt__batch_put(&g.p.pool, b);
+
+    /* BELT__BATCH_BYTES: it stops at the first line that reaches it. */
+    b = belt__batch_get(&g.p.pool);
+    size_t line = 1000, n = 100 * line;
+    char *big = malloc(n);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = i % line == line - 1 ? '\n' : (char)('a' + i / line % 26);
+    ck_assert_int_eq(belt__batch_add_lines(b, big, n, 256, &used, &lines), BELT_OK);
+    size_t want = (BELT__BATCH_BYTES + line - 1) / line;
+    ck_assert_uint_eq(lines, want);
+    ck_assert_uint_eq(used, want * line);
+    ck_assert_uint_ge(b->len, BELT__BATCH_BYTES);
+    belt__buf_clear(&t);
+    batch_text(b, &t);
+    ck_assert_int_eq(memcmp(t.p, big, used), 0);
+    belt__batch_put(&g.p.pool, b);
+
+    /* Every byte value around the '\n's (the search goes a word at a
+     * time: bytes next to 0x0a, like 0x0b and 0x8a, must not count). */
+    unsigned char all[4096];
+    for (size_t i = 0; i < sizeof all; i++)
+        all[i] = (unsigned char)(i * 7 + i / 256);
+    all[sizeof all - 1] = '\n';
+    size_t nls = 0;
+    for (size_t i = 0; i < sizeof all; i++)
+        nls += all[i] == '\n';
+    b = belt__batch_get(&g.p.pool);
+    ck_assert_int_eq(belt__batch_add_lines(b, (const char *)all, sizeof all, 256, &used,
+                                           &lines), BELT_OK);
+    ck_assert_uint_eq(used, sizeof all);
+    ck_assert_uint_eq(lines, nls);
+    belt__buf_clear(&t);
+    batch_text(b, &t);
+    ck_assert_int_eq(memcmp(t.p, all, sizeof all), 0);
+    belt__batch_put(&g.p.pool, b);
+    free(big);
+    belt__buf_free(&t);
+    rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_out_lines_burst)
+{
+    rig g;
+    rig_init(&g, 64, 16);
+    belt__out o;
+    belt__out_init(&o, &g.p, NULL, &g.e, false);
+    o.burst_mode = true;
+    o.number = true;
+    /* 1000 numbered lines fed in uneven pieces, as reads would cut them. */
+    belt__buf in = { 0 };
+    for (int i = 0; i < 1000; i++)
+        belt__buf_addf(&in, "%d\n", i);
+    ck_assert(!in.oom);
+    size_t pos = 0, piece = 1;
+    uint64_t lines = 0;
+    bool sent_before_flush = false;
+    belt__buf carry = { 0 };
+    while (pos < in.len) {
+        size_t n = piece < in.len - pos ? piece : in.len - pos;
+        belt__buf_add(&carry, in.p + pos, n);
+        pos += n;
+        piece = piece * 3 % 97 + 1;
+        size_t off = 0;
+        for (;;) {
+            size_t used;
+            uint32_t k;
+            ck_assert_int_eq(belt__out_lines(&o, carry.p + off, carry.len - off, &used, &k), 0);
+            lines += k;
+            if (used == 0)
+                break;
+            off += used;
+        }
+        memmove(carry.p, carry.p + off, carry.len - off);
+        carry.len -= off;
+        /* Full batches wait for a burst: a sent batch means a whole burst. */
+        size_t queued = belt_chan_len(g.e.ch);
+        ck_assert(queued % BELT__BURST == 0);
+        sent_before_flush |= queued > 0;
+    }
+    ck_assert_uint_eq(carry.len, 0);
+    ck_assert_uint_eq(lines, 1000);
+    ck_assert_uint_eq(o.emitted, 1000);
+    ck_assert(sent_before_flush); /* 1000 / 16 batches: more than a burst */
+    ck_assert_int_eq(belt__out_flush(&o), 0);
+    ck_assert_uint_eq(o.nburst, 0);
+    ck_assert_ptr_null(o.cur);
+    /* Everything arrives in order, in batches of at most 16 items. */
+    belt__buf out = { 0 };
+    belt__pbatch *b[BELT__BURST];
+    uint64_t seq = 0;
+    int k;
+    while ((k = belt__edge_recv_many(&g.e, b, BELT__BURST, true)) > 0) {
+        for (int i = 0; i < k; i++) {
+            ck_assert_uint_le(b[i]->n, 16);
+            ck_assert_uint_eq(b[i]->seq, seq++);
+            batch_text(b[i], &out);
+            belt__batch_put(&g.p.pool, b[i]);
+        }
+    }
+    ck_assert_int_eq(k, BELT_EMPTY);
+    ck_assert_uint_eq(atomic_load(&g.e.queued), 0);
+    ck_assert_uint_eq(out.len, in.len);
+    ck_assert_int_eq(memcmp(out.p, in.p, in.len), 0);
+    belt__out_release(&o);
+    belt__buf_free(&in);
+    belt__buf_free(&out);
+    belt__buf_free(&carry);
+    rig_free(&g);
+}
+END_TEST
+
+/* A burst sender for test_edge_room: sends `total` batches of one item
+ * (its number) in bursts of 5. */
+typedef struct room_sender {
+    rig *g;
+    int total;
+    int rc;
+} room_sender;
+
+static void *room_send_main(void *arg)
+{
+    room_sender *s = arg;
+    int64_t blocked = 0;
+    s->rc = BELT_OK;
+    for (int i = 0; i < s->total && s->rc == BELT_OK; i += 5) {
+        belt__pbatch *b[5];
+        int n = s->total - i < 5 ? s->total - i : 5;
+        for (int j = 0; j < n; j++) {
+            b[j] = belt__batch_get(&s->g->p.pool);
+            char num[16];
+            int len = snprintf(num, sizeof num, "%d", i + j);
+            ck_assert_int_eq(belt__batch_add(b[j], num, (size_t)len), BELT_OK);
+        }
+        s->rc = belt__edge_send_many(&s->g->p, &s->g->e, b, (size_t)n, &blocked);
+    }
+    return NULL;
+}
+
+START_TEST(test_edge_room)
+{
+    /* A slow receiver: the sender waits for room (half the channel) and
+     * everything arrives once, in order. */
+    rig g;
+    rig_init(&g, 8, 256);
+    int total = (int)tu_scaled(20000, 2000);
+    room_sender s = { &g, total, 0 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, room_send_main, &s), 0);
+    for (int want = 0; want < total;) {
+        belt__pbatch *b[3];
+        int k = belt__edge_recv_many(&g.e, b, want % 2 ? 3 : 1, false);
+        ck_assert_int_gt(k, 0);
+        for (int i = 0; i < k; i++, want++) {
+            size_t len;
+            const char *item = belt__batch_item(b[i], 0, &len);
+            char num[16];
+            snprintf(num, sizeof num, "%d", want);
+            ck_assert_uint_eq(len, strlen(num));
+            ck_assert_int_eq(memcmp(item, num, len), 0);
+            belt__batch_put(&g.p.pool, b[i]);
+        }
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(s.rc, BELT_OK);
+    ck_assert_uint_eq(belt_chan_len(g.e.ch), 0);
+    rig_free(&g);
+
+    /* A full channel that closes (a stop): the sender gets BELT_CLOSED and
+     * what it could not send goes back to the pool. */
+    rig_init(&g, 8, 256);
+    room_sender f = { &g, 1000, 0 };
+    ck_assert_int_eq(pthread_create(&th, NULL, room_send_main, &f), 0);
+    belt__pbatch *b;
+    ck_assert_int_eq(belt__edge_recv(&g.e, &b, false), BELT_OK); /* it runs */
+    belt__batch_put(&g.p.pool, b);
+    belt__edge_close(&g.e);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(f.rc, BELT_CLOSED);
+    rig_free(&g);
+
+    /* The last receiver leaving closes it too. */
+    rig_init(&g, 8, 256);
+    belt_chan_add_receivers(g.e.ch, 1);
+    room_sender r = { &g, 1000, 0 };
+    ck_assert_int_eq(pthread_create(&th, NULL, room_send_main, &r), 0);
+    ck_assert_int_eq(belt__edge_recv(&g.e, &b, false), BELT_OK);
+    belt__batch_put(&g.p.pool, b);
+    belt__edge_receiver_done(&g.e);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.rc, BELT_CLOSED);
+    rig_free(&g);
+}
+END_TEST
+
+typedef struct drain {
+    int fd;
+    belt__buf got;
+} drain;
+
+static void *drain_main(void *arg)
+{
+    drain *d = arg;
+    char buf[1000]; /* small reads: the writer meets a full pipe often */
+    ssize_t k;
+    while ((k = read(d->fd, buf, sizeof buf)) > 0)
+        belt__buf_add(&d->got, buf, (size_t)k);
+    return NULL;
+}
+
+START_TEST(test_writev_all)
+{
+    rig g;
+    rig_init(&g, 1, 1);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    (void)fcntl(fds[1], F_SETPIPE_SZ, 4096);
+    ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
+    drain d = { fds[0], { 0 } };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, drain_main, &d), 0);
+    /* Buffers of uneven sizes (empty ones too), more than the pipe holds:
+     * partial writes cut them anywhere. */
+    enum { NIOV = 40 };
+    static char data[NIOV][3000];
+    struct iovec iov[NIOV];
+    belt__buf want = { 0 };
+    for (int i = 0; i < NIOV; i++) {
+        size_t len = (size_t)(i * 577 % 3000);
+        if (i % 7 == 3)
+            len = 0;
+        memset(data[i], 'A' + i % 26, len);
+        if (len > 0)
+            data[i][len - 1] = (char)('0' + i % 10);
+        iov[i] = (struct iovec){ .iov_base = data[i], .iov_len = len };
+        belt__buf_add(&want, data[i], len);
+    }
+    ck_assert_int_eq(belt__writev_all(&g.p, fds[1], iov, NIOV), BELT_OK);
+    close(fds[1]);
+    pthread_join(th, NULL);
+    close(fds[0]);
+    ck_assert_uint_eq(d.got.len, want.len);
+    ck_assert_int_eq(memcmp(d.got.p, want.p, want.len), 0);
+    belt__buf_free(&d.got);
+    belt__buf_free(&want);
+    rig_free(&g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -919,6 +1255,14 @@ static Suite *suite(void)
     tcase_add_test(tc, test_config_good);
     tcase_add_test(tc, test_config_bad);
     tcase_add_test(tc, test_hist_quantile);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("engine");
+    tcase_set_timeout(tc, tu_timeout(30));
+    tcase_add_test(tc, test_batch_lines);
+    tcase_add_test(tc, test_out_lines_burst);
+    tcase_add_test(tc, test_edge_room);
+    tcase_add_test(tc, test_writev_all);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("functions");
