@@ -59,6 +59,7 @@
 
 #include "belt/error.h"
 #include "broker_submit.h"
+#include "config_internal.h" /* belt__hash: the program links libbelt_core */
 
 #define BLOCK_MS 2000          /* XREAD BLOCK: at most this long per call */
 #define DEL_MAX 1024           /* ids deleted per XDEL */
@@ -75,17 +76,6 @@ struct slot {
     const belt_job *orig;
     belt__broker_id id;      /* stream id in <ns>:jobs, "" if unknown */
 };
-
-/* FNV-1a (the program cannot reach libbelt's internal belt__hash). */
-static uint64_t hash_key(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
-}
 
 static char tomb_mark;
 #define TOMB (&tomb_mark)
@@ -138,7 +128,7 @@ static struct slot *table_find(struct table *t, const char *key, uint64_t h)
 /* Inserts or updates key -> orig. */
 static int table_put(struct table *t, const char *key, const belt_job *orig)
 {
-    uint64_t h = hash_key(key, strlen(key));
+    uint64_t h = belt__hash(key, strlen(key));
     struct slot *x = table_find(t, key, h);
     if (x) {
         x->orig = orig;
@@ -369,7 +359,7 @@ int belt__submit_publish(belt__submit *s, const belt_job *const *jobs,
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < k; i++) {
         struct slot *x = table_find(&s->inflight, jobs[i]->id,
-                                    hash_key(jobs[i]->id,
+                                    belt__hash(jobs[i]->id,
                                                strlen(jobs[i]->id)));
         if (x)
             x->id = ids[i];
@@ -573,7 +563,7 @@ static int take_record(belt__submit *s, const belt__broker_entry *e,
     const char *key = belt__broker_entry_get(e, "key", NULL);
     if (key == NULL)
         return BELT_OK;
-    uint64_t h = hash_key(key, strlen(key));
+    uint64_t h = belt__hash(key, strlen(key));
     pthread_mutex_lock(&s->mu);
     struct slot *x = table_find(&s->inflight, key, h);
     const belt_job *orig = x ? x->orig : NULL;
