@@ -492,6 +492,9 @@ static void dispatch_error(belt__broker_worker *w, task *t, const char *why)
 
 /* ---- the publisher -------------------------------------------------------- */
 
+#define ARGS_MAX (3 + (6 * BELT__BROKER_RECORDS_MAX > BATCH_MAX \
+                          ? 6 * BELT__BROKER_RECORDS_MAX : BATCH_MAX))
+
 typedef struct batch {
     size_t count;
     belt_result *r[BATCH_MAX];
@@ -499,9 +502,10 @@ typedef struct batch {
     char *json[BATCH_MAX];
     size_t json_len[BATCH_MAX];
     char meta[BATCH_MAX][200];
-    const char *argv[3 + 6 * BELT__BROKER_RECORDS_MAX];
-    size_t lens[3 + 6 * BELT__BROKER_RECORDS_MAX];
-    belt__broker_cmd cmd;
+    /* One command's arguments, pointing into the batch: an XADD of up to
+     * BELT__BROKER_RECORDS_MAX records, or an XACK/XDEL of every task. */
+    const char *argv[ARGS_MAX];
+    size_t lens[ARGS_MAX];
 } batch;
 
 /* Bytes of records packed into one result entry at most (a record with a
@@ -563,16 +567,16 @@ static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
         nids += records;
     }
     for (int pass = 0; pass < 2 && nids > 0; pass++) {
-        belt__broker_cmd *c = &b->cmd;
-        belt__broker_cmd_reset(c);
-        int rc = belt__broker_cmd_adds(c, pass == 0 ? "XACK" : "XDEL");
-        rc |= belt__broker_cmd_adds(c, w->jobs_key);
+        /* Pointers into the tasks: no copy per id. */
+        int argc = 0;
+        b->argv[argc++] = pass == 0 ? "XACK" : "XDEL";
+        b->argv[argc++] = w->jobs_key;
         if (pass == 0)
-            rc |= belt__broker_cmd_adds(c, BELT__BROKER_GROUP);
+            b->argv[argc++] = BELT__BROKER_GROUP;
         for (size_t k = 0; k < b->count; k++)
             if (b->json[k] != NULL) /* else unpublished: leave it pending */
-                rc |= belt__broker_cmd_adds(c, b->t[k]->id.s);
-        if (rc != BELT_OK || belt__broker_cmd_append(w->pub, c) != BELT_OK)
+                b->argv[argc++] = b->t[k]->id.s;
+        if (belt__broker_append(w->pub, argc, b->argv, NULL) != BELT_OK)
             return BELT_EIO;
     }
     return belt__broker_drain(w->pub, msg, n);
@@ -587,8 +591,6 @@ static void *publisher_main(void *arg)
         snprintf(w->fatal_msg, sizeof w->fatal_msg, "out of memory");
         belt__broker_worker_kill(w);
     }
-    if (b != NULL)
-        belt__broker_cmd_init(&b->cmd);
     char msg[512];
     for (;;) {
         belt_result *rs[BATCH_MAX];
@@ -671,10 +673,7 @@ static void *publisher_main(void *arg)
             task_free(b->t[i]);
         b->count = 0;
     }
-    if (b != NULL) {
-        belt__broker_cmd_free(&b->cmd);
-        free(b);
-    }
+    free(b);
     return NULL;
 }
 

@@ -1002,30 +1002,10 @@ belt_config *belt_config_load_string(const char *json, const char *source,
 
 belt_config *belt_config_load(const char *path, belt_config_error *err)
 {
-    if (err != NULL)
-        belt__error_start(err, path ? path : "<null>", NULL);
-    if (path == NULL) {
-        if (err != NULL)
-            snprintf(err->text, sizeof err->text, "no config file given");
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        if (err != NULL)
-            snprintf(err->text, sizeof err->text, "cannot open: %s",
-                     strerror(errno));
-        return NULL;
-    }
+    belt_config_error scratch;
     belt__buf b = { 0 };
-    int rerr = belt__buf_read(&b, f);
-    fclose(f);
-    if (rerr != 0 || b.oom) {
-        if (err != NULL)
-            snprintf(err->text, sizeof err->text, "cannot read: %s",
-                     b.oom ? "out of memory" : strerror(rerr));
-        belt__buf_free(&b);
+    if (belt__config_read(path, &b, err ? err : &scratch) != BELT_OK)
         return NULL;
-    }
     belt_config *cfg = load_buf(b.p != NULL ? b.p : "", b.len, path, err);
     belt__buf_free(&b);
     return cfg;

@@ -299,6 +299,13 @@ int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
 void belt__error_start(belt_config_error *e, const char *source,
                        const char *text);
 
+/* The first step of every file loader: starts e for path and reads the
+ * whole file into b (empty, the caller's; freed on failure).  Returns
+ * BELT_OK, or with e's text set: BELT_EINVAL (path NULL: "no config file
+ * given"), BELT_ENOENT ("cannot open: ..." / "cannot read: ..."),
+ * BELT_ENOMEM. */
+int belt__config_read(const char *path, belt__buf *b, belt_config_error *e);
+
 /* Parses text[0..len) as any JSON value, duplicate keys rejected.  Returns
  * the tree (the caller's reference), or NULL with e's line, column and text
  * set from jansson's error (e's source is left alone). */

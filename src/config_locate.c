@@ -24,6 +24,7 @@
 #include "belt/error.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -403,6 +404,30 @@ void belt__error_start(belt_config_error *e, const char *source,
     snprintf(e->source, sizeof e->source, "%s", source);
     if (text != NULL)
         snprintf(e->text, sizeof e->text, "%s", text);
+}
+
+int belt__config_read(const char *path, belt__buf *b, belt_config_error *e)
+{
+    belt__error_start(e, path ? path : "<null>", NULL);
+    if (path == NULL) {
+        snprintf(e->text, sizeof e->text, "no config file given");
+        return BELT_EINVAL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(e->text, sizeof e->text, "cannot open: %s", strerror(errno));
+        return BELT_ENOENT;
+    }
+    int rerr = belt__buf_read(b, f);
+    fclose(f);
+    if (rerr != 0 || b->oom) {
+        bool oom = b->oom;
+        snprintf(e->text, sizeof e->text, "cannot read: %s",
+                 oom ? "out of memory" : strerror(rerr));
+        belt__buf_free(b);
+        return oom ? BELT_ENOMEM : BELT_ENOENT;
+    }
+    return BELT_OK;
 }
 
 struct json_t *belt__json_parse(const char *text, size_t len,

@@ -886,25 +886,9 @@ belt__experiment *belt__experiment_load(const char *path,
     belt_config_error scratch;
     if (err == NULL)
         err = &scratch;
-    belt__error_start(err, path ? path : "<null>", NULL);
-    if (path == NULL) {
-        snprintf(err->text, sizeof err->text, "no config file given");
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err->text, sizeof err->text, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
     belt__buf b = { 0 };
-    int rerr = belt__buf_read(&b, f);
-    fclose(f);
-    if (rerr != 0 || b.oom) {
-        snprintf(err->text, sizeof err->text, "%s",
-                 b.oom ? "out of memory" : strerror(rerr));
-        belt__buf_free(&b);
+    if (belt__config_read(path, &b, err) != BELT_OK)
         return NULL;
-    }
     /* Trace files are relative to the config's directory. */
     char *dir = strdup(path);
     if (dir == NULL) {

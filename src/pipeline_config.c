@@ -738,36 +738,15 @@ int belt__pipeline_load_string(const char *json, const char *source,
     return load_buf(json, strlen(json), source, out, err);
 }
 
-/* Reads a whole file into b.  0 or an errno value. */
-static int slurp(const char *path, belt__buf *b)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return errno;
-    int e = belt__buf_read(b, f) != 0 ? EIO : 0;
-    fclose(f);
-    return b->oom ? ENOMEM : e;
-}
-
 int belt__pipeline_load(const char *path, belt__pipeline_config **out,
                         belt_config_error *err)
 {
     *out = NULL;
     belt_config_error scratch;
-    if (err == NULL)
-        err = &scratch;
-    belt__error_start(err, path ? path : "<null>", NULL);
-    if (path == NULL) {
-        snprintf(err->text, sizeof err->text, "no config file given");
-        return BELT_EINVAL;
-    }
     belt__buf b = { 0 };
-    int e = slurp(path, &b);
-    if (e != 0) {
-        snprintf(err->text, sizeof err->text, "cannot read: %s", strerror(e));
-        belt__buf_free(&b);
-        return e == ENOMEM ? BELT_ENOMEM : BELT_ENOENT;
-    }
+    int e = belt__config_read(path, &b, err ? err : &scratch);
+    if (e != BELT_OK)
+        return e;
     int rc = load_buf(belt__buf_str(&b), b.len, path, out, err);
     belt__buf_free(&b);
     return rc;
@@ -784,7 +763,8 @@ bool belt__pipeline_is_config(const char *text, size_t len)
 bool belt__pipeline_is_config_file(const char *path)
 {
     belt__buf b = { 0 };
-    bool yes = path != NULL && slurp(path, &b) == 0 &&
+    belt_config_error scratch;
+    bool yes = belt__config_read(path, &b, &scratch) == BELT_OK &&
                belt__pipeline_is_config(belt__buf_str(&b), b.len);
     belt__buf_free(&b);
     return yes;
