@@ -1,4 +1,4 @@
-/* codec_bench.c: cost of the broker's job codec (src/broker_codec.c).
+/* codec_bench.c: cost of the broker's job codec (src/app/broker/codec.c).
  *
  * Encodes (belt__broker_job_to_json) or decodes (belt__broker_job_from_json)
  * one job N times, freeing each product.  Two job shapes:
@@ -8,7 +8,7 @@
  *   exec   an exec job with a 100-byte shell command and 3 env entries.
  * and one more operation:
  *   result belt__broker_result_json() of a noop job's result (includes the
- *          report line, which src/report.c makes).
+ *          report line, which src/app/report.c makes).
  *
  * Meant for instruction counts, not wall time:
  *   valgrind --tool=callgrind --toggle-collect=belt__broker_job_to_json \
@@ -18,9 +18,9 @@
  * then divide the Ir total by N.  Without valgrind it prints ns per call,
  * which on a shared machine is only indicative.  Not installed, not run by
  * `make check`; built with the rest (build/bench/codec_bench).  To compare
- * another version of broker_codec.c, build it by hand, e.g.
+ * another version of app/broker/codec.c, build it by hand, e.g.
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I/usr/include/hiredis \
- *       bench/codec_bench.c old/broker_codec.c src/report.c \
+ *       bench/codec_bench.c old/broker_codec.c src/app/report.c \
  *       build/src/.libs/libbelt_core.a -ljansson -lpthread -lm -o cb
  */
 #include <stdio.h>
@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "belt/job.h"
-#include "broker.h"
+#include "app/broker/broker.h"
 
 static int64_t now_ns(void)
 {

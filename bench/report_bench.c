@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "belt/job.h"
-#include "report.h"
+#include "app/report.h"
 
 static int64_t now_ns(void)
 {

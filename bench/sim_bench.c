@@ -1,5 +1,5 @@
-/* sim_bench.c: throughput of belt's experiment simulator (src/sim.c), in
- * simulated jobs per second, for each dispatch policy.
+/* sim_bench.c: throughput of belt's experiment simulator
+ * (src/experiment/sim.c), in simulated jobs per second, for each dispatch policy.
  *
  * The issue's target: at least 5 million jobs per second of wall time on
  * one core for random and power-of-two at 100 workers (10M jobs,
@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "belt/error.h"
-#include "sim.h"
+#include "experiment/sim.h"
 
 static double clock_s(clockid_t id)
 {

@@ -73,7 +73,7 @@ static const char *const case_names[NCASES] = {
 enum bench_cap { CAP_0, CAP_1, CAP_N, CAP_UNBOUNDED, NCAPS };
 static const char *const cap_names[NCAPS] = { "0", "1", "N", "unbounded" };
 
-/* ---- one receiver's tally ------------------------------------------------ */
+/* ---- one receiver's tally ----------------------------------------------- */
 
 /* What a receiver saw.  Owned by its thread until joined. */
 struct tally {
@@ -99,7 +99,7 @@ static inline void tally_add(struct tally *t, size_t chan, uint64_t msg)
     t->sum += seq;
 }
 
-/* ---- one run of one case ------------------------------------------------- */
+/* ---- one run of one case ------------------------------------------------ */
 
 enum role { ROLE_SEND, ROLE_RECV, ROLE_SELECT_SEND, ROLE_SELECT_RECV };
 static const char *const role_names[] = {
@@ -270,7 +270,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- running and checking a case ------------------------------------------ */
+/* ---- running and checking a case ---------------------------------------- */
 
 struct options {
     size_t messages;
@@ -594,7 +594,7 @@ done:
     return out;
 }
 
-/* ---- options and output ---------------------------------------------------- */
+/* ---- options and output ------------------------------------------------- */
 
 static void usage(FILE *f)
 {

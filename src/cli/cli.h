@@ -19,13 +19,13 @@ int belt__cli_validate(int argc, char **argv);
 /* (experiment) */
 
 /* belt experiment [options] CONFIG: a load-balancing experiment, live or
- * simulated (experiment.c). */
+ * simulated (experiment/experiment.c). */
 int belt__cli_experiment(int argc, char **argv);
 
 /* (worker, status) */
 
 /* belt worker --broker URL [options]: serve jobs from a Redis broker
- * (worker.c, engine in src/broker_worker.c). */
+ * (worker.c, engine in src/app/broker/worker.c). */
 int belt__cli_worker(int argc, char **argv);
 
 /* belt status --broker URL [--namespace P] [--json]: runs, queue depth, jobs

@@ -1,14 +1,14 @@
-/* experiment.c: `belt experiment CONFIG`: run a load-balancing experiment,
- * live or simulated, and write its results and plots.
+/* experiment/experiment.c: `belt experiment CONFIG`: run a load-balancing
+ * experiment, live or simulated, and write its results and plots.
  *
- * The command loads and fully validates the experiment (src/experiment.c:
- * every point of the sweep, every distribution, every trace line) before it
- * runs anything, so bad input exits 2 with one message and no output.
- * Then, point by point in sweep order, repeat by repeat, it runs the
- * simulator (sim.c) or a live pool (live.c), folds the repeats into one row
- * (experiment_out.c), and at the end writes DIR/results.csv,
- * DIR/results.json and the plots (experiment_plot.c), and prints a summary
- * table on stdout.
+ * The command loads and fully validates the experiment
+ * (src/experiment/experiment.c: every point of the sweep, every distribution,
+ * every trace line) before it runs anything, so bad input exits 2 with one
+ * message and no output. Then, point by point in sweep order, repeat by
+ * repeat, it runs the simulator (experiment/sim.c) or a live pool
+ * (experiment/live.c), folds the repeats into one row (experiment/out.c), and
+ * at the end writes DIR/results.csv, DIR/results.json and the plots
+ * (app/plot.c), and prints a summary table on stdout.
  *
  * Progress: when stderr is a terminal (and not --quiet), one line redrawn
  * in place: points done/total, the current point, and jobs per second of
@@ -33,8 +33,8 @@
 #include "belt/error.h"
 #include "cli/cli.h"
 #include "cli/run.h"
-#include "experiment.h"
-#include "sim.h"
+#include "experiment/experiment.h"
+#include "experiment/sim.h"
 
 static void usage(FILE *out)
 {
@@ -88,7 +88,7 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* ---- progress -------------------------------------------------------------- */
+/* ---- progress ----------------------------------------------------------- */
 
 typedef struct progress {
     bool enabled, drawn;
@@ -143,7 +143,7 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
     draw(p, false);
 }
 
-/* ---- the summary table ----------------------------------------------------- */
+/* ---- the summary table -------------------------------------------------- */
 
 /* "850ns", "12.3us", "4.56ms", "1.23s". */
 static const char *fmt_time(double s, char *buf, size_t size)
@@ -199,7 +199,7 @@ static void print_table(FILE *out, const belt__experiment *e,
               "mean measured - requested service)\n", out);
 }
 
-/* ---- running ---------------------------------------------------------------- */
+/* ---- running ------------------------------------------------------------ */
 
 /* Runs every repeat of one point into row.  Returns BELT_OK or an error
  * with a message in msg. */

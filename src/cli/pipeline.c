@@ -1,12 +1,12 @@
-/* pipeline.c: `belt run PIPELINE.json` and `belt validate` for pipeline
- * configs: the command-line face of the pipeline engine (src/pipeline.h).
+/* pipeline/engine.c: `belt run PIPELINE.json` and `belt validate` for pipeline
+ * configs: the command-line face of the pipeline engine (src/pipeline/pipeline.h).
  *
  * A config whose top-level object has a "pipeline" key is a pipeline
  * config; run.c and validate.c hand such a file to this file's functions.
  * Loading checks everything the engine can check before it starts (stage
  * kinds, plugins and their symbols, the source file, the sink and the
- * dead-letter file: pipeline.h), so every config error is exit status 2
- * with one "file:line:col: json.path: message" line, and nothing runs.
+ * dead-letter file: pipeline/pipeline.h), so every config error is exit status
+ * 2 with one "file:line:col: json.path: message" line, and nothing runs.
  *
  * Threads.  Three threads of this file's making take part in a run:
  *
@@ -62,8 +62,8 @@
 #include "belt/error.h"
 #include "cli/cli.h"
 #include "cli/run.h"
-#include "pipeline.h"
-#include "report.h"
+#include "pipeline/pipeline.h"
+#include "app/report.h"
 
 #define PL_TICK_NS 200000000LL       /* live display: 5 redraws per second */
 #define PL_BOTTLENECK_SHARE 0.5      /* full at least half the time */
@@ -256,7 +256,7 @@ static int check_writable(const char *path)
     return -1;
 }
 
-/* ---- display helpers ------------------------------------------------------ */
+/* ---- display helpers ---------------------------------------------------- */
 
 /* The share of the run that the producers into a channel spent blocked on
  * it (see the essay), 0..1. */
@@ -438,7 +438,7 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
-/* ---- the summary ------------------------------------------------------------ */
+/* ---- the summary -------------------------------------------------------- */
 
 static void summary(const belt__pipeline_config *cfg,
                     const belt__pipeline_stats *st, FILE *out)

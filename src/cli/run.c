@@ -738,7 +738,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
     return status;
 }
 
-/* ---- config mode --------------------------------------------------------- */
+/* ---- config mode -------------------------------------------------------- */
 
 static const belt_job *cfg_next(void *ctx)
 {
@@ -873,7 +873,7 @@ static int run_config(belt__run_opts *o)
 int belt__cli_run(int argc, char **argv)
 {
     if (belt__cli_pipeline_requested(argc, argv))
-        return belt__cli_run_pipeline(argc, argv); /* pipeline.c */
+        return belt__cli_run_pipeline(argc, argv); /* pipeline/engine.c */
     belt__run_opts o;
     int rc = parse_run_args(argc, argv, &o);
     if (rc >= 0)

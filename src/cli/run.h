@@ -6,7 +6,7 @@
  *   run_signal.c SIGINT/SIGTERM plumbing (self-pipe and a thread)
  *   run_output.c results file, job log, reorder buffer, grouped output
  *   validate.c   `belt validate`
- *   pipeline.c   `belt run`/`belt validate` of pipeline configs
+ *   pipeline/engine.c   `belt run`/`belt validate` of pipeline configs
  */
 #ifndef BELT_CLI_RUN_H
 #define BELT_CLI_RUN_H
@@ -18,7 +18,7 @@
 
 #include "belt/chan.h"
 #include "belt/job.h"
-#include "report.h"
+#include "app/report.h"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -90,7 +90,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src);
  * refuses us, 130, 143). */
 int belt__run_broker(const belt__run_opts *o, belt__source *src);
 
-/* ---- quick mode ---------------------------------------------------------- */
+/* ---- quick mode --------------------------------------------------------- */
 
 /* `belt run --command CMD [-a FILE]`.  Returns the exit status. */
 int belt__run_quick(belt__run_opts *o);
@@ -100,7 +100,7 @@ int belt__run_quick(belt__run_opts *o);
  * space.  Returns a malloc'd string or NULL when memory runs out. */
 char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len);
 
-/* ---- pipelines (pipeline.c) ------------------------------------------- */
+/* ---- pipelines (pipeline/engine.c) -------------------------------------- */
 
 /* True when an argument of `belt run` names a pipeline config (a JSON file
  * whose top-level object has a "pipeline" key), outside quick mode. */

@@ -4,7 +4,7 @@
  * The same source (run.h: the config's scheduler, with --resume and
  * halt-on-error) and the same output (results file, job log, progress line,
  * summary) as the local engine in run.c; only the pool is replaced by the
- * broker (src/broker_submit.c).  Two threads:
+ * broker (src/app/broker/submit.c).  Two threads:
  *
  *   the dispatcher (this one) takes ready jobs from the scheduler, publishes
  *     them in batches (one pipelined round trip per batch of up to BATCH
@@ -46,7 +46,7 @@
 
 #include "belt/chan.h"
 #include "belt/error.h"
-#include "broker_submit.h"
+#include "app/broker/submit.h"
 #include "cli/run.h"
 
 #define WINDOW 4096          /* jobs out at once (see the essay) */
@@ -110,7 +110,7 @@ static void *collector_main(void *arg)
     }
 }
 
-/* ---- taking results --------------------------------------------------------- */
+/* ---- taking results ----------------------------------------------------- */
 
 /* Writes r (owned) for its job, with `line` (owned, may be NULL: then r is
  * serialised here), and reports it done to the scheduler. */
@@ -200,7 +200,7 @@ static void received(struct bengine *e, void *v)
     take_item(e, v);
 }
 
-/* ---- publishing ----------------------------------------------------------------- */
+/* ---- publishing --------------------------------------------------------- */
 
 /* Publishes what is in the retry list now. */
 static void publish(struct bengine *e, int64_t now)
@@ -270,7 +270,7 @@ static void gather(struct bengine *e)
     }
 }
 
-/* ---- the loop ------------------------------------------------------------ */
+/* ---- the loop ----------------------------------------------------------- */
 
 static void stop_collector(struct bengine *e)
 {

@@ -6,11 +6,11 @@
  * again, or at 64 KiB: a finished job's line is in the file as soon as
  * belt has nothing else to take, so a crash or a SIGKILL loses nothing
  * that was reported finished (no stdio buffer holds lines across a wait),
- * and thousands of tiny jobs cost one system call per batch, not per job.  "-" means fd 1.  When the results file is the
- * same file as --resume (same device and inode), it is opened for appending
- * and the jobs skipped as already done are not written again: the file then
- * holds every run's lines, and resuming from it again works (the scheduler
- * looks for any "ok" line per id).
+ * and thousands of tiny jobs cost one system call per batch, not per job.  "-"
+ * means fd 1.  When the results file is the same file as --resume (same device
+ * and inode), it is opened for appending and the jobs skipped as already done
+ * are not written again: the file then holds every run's lines, and resuming
+ * from it again works (the scheduler looks for any "ok" line per id).
  *
  * --keep-order: results are written in seq (config or input) order.  A
  * result that ends early waits in a reorder buffer, a binary min-heap of
@@ -21,7 +21,7 @@
  * serialised line; quick mode, the result itself with its spooled output
  * (two open fds), which is why quick mode bounds the buffer (run.c).
  *
- * The job log (--joblog) is GNU parallel's format (report.c), written in
+ * The job log (--joblog) is GNU parallel's format (app/report.c), written in
  * completion order as parallel does, one flushed line per job that ran.
  *
  * Grouped output (quick mode): each job's stdout, then its stderr, copied

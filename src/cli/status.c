@@ -29,9 +29,9 @@
 #include <time.h>
 
 #include "belt/error.h"
-#include "broker.h"
+#include "app/broker/broker.h"
 #include "cli/cli.h"
-#include "report.h"
+#include "app/report.h"
 
 #define DEAD_SHOWN 5     /* last dead letters listed */
 #define STALE_S 60       /* a heartbeat older than this: stale */

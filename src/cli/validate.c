@@ -17,7 +17,7 @@
 #include "belt/config.h"
 #include "cli/cli.h"
 #include "cli/run.h"
-#include "pipeline.h"
+#include "pipeline/pipeline.h"
 
 static void validate_usage(FILE *out)
 {

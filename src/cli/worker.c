@@ -2,7 +2,7 @@
  *
  * Options in, one engine out: this file parses the command line, connects
  * (startup errors: one message, exit 2), and hands over to the worker
- * engine (src/broker_worker.c), which runs until asked to stop.
+ * engine (src/app/broker/worker.c), which runs until asked to stop.
  *
  * Signals.  SIGINT and SIGTERM are blocked before the engine starts any
  * thread, so every thread inherits the mask and the kernel keeps them for
@@ -33,7 +33,7 @@
 
 #include "belt/error.h"
 #include "belt/job.h"
-#include "broker.h"
+#include "app/broker/broker.h"
 #include "cli/cli.h"
 #include "cli/run.h"
 
@@ -117,7 +117,7 @@ static void log_stderr(void *ctx, const char *msg)
     fprintf(stderr, "belt worker: %s %s\n", ts, msg);
 }
 
-/* ---- signals -------------------------------------------------------------- */
+/* ---- signals ------------------------------------------------------------ */
 
 typedef struct sig_state {
     int sfd;                 /* signalfd for INT and TERM */

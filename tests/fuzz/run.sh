@@ -3,10 +3,12 @@
 #
 #   tests/fuzz/run.sh [SECONDS]      default 30 (or $FUZZ_SECONDS)
 #
-# Builds build-fuzz/fuzz_config from tests/fuzz/fuzz_config.c and every
-# library source (src/*.c) with clang -fsanitize=fuzzer,address,undefined,
-# then runs it for SECONDS on a scratch copy of tests/fuzz/corpus/ (the
-# seed corpus is not modified; new inputs stay in build-fuzz/corpus/).
+# Builds build-fuzz/fuzz_config from tests/fuzz/fuzz_config.c and the
+# library (src/libbelt_core.la, built by the Makefile in build-fuzz/) with
+# clang -fsanitize=fuzzer,address,undefined,
+# then runs it for SECONDS on a scratch corpus seeded from the test and
+# example configs and tests/fuzz/corpus/ (neither is modified; new inputs
+# stay in build-fuzz/corpus/).
 # Exit status: 0 when the run ends without a crash, leak, sanitizer report
 # or timeout; non-zero otherwise (the crashing input is saved in
 # build-fuzz/ as crash-*, leak-* or timeout-*, and the log printed), 77
@@ -31,26 +33,42 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n;
     exit 77
 fi
 
-srcs=()
-for f in "$top"/src/*.c; do
-    # The Redis broker (src/broker*.c) is linked into the belt program, not
-    # into libbelt, and needs hiredis: the config parser does not use it.
-    case "$f" in */src/broker*.c) continue ;; esac
-    srcs+=("$f")
-done
+# The library's objects come from the Makefile (src/libbelt_core.la), built
+# with clang and the fuzzer's instrumentation in a build tree of its own, so
+# the fuzzer links exactly what libbelt is made of.
+cflags_fuzz="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+if [ ! -f "$out/Makefile" ]; then
+    echo "fuzz: configuring $out"
+    if ! (cd "$out" && "$top/configure" --disable-shared CC="$cc" \
+            CFLAGS="$cflags_fuzz" >configure.out 2>&1); then
+        cat "$out/configure.out"
+        echo "fuzz: configure FAILED" >&2
+        exit 1
+    fi
+fi
+echo "fuzz: building $out/fuzz_config"
+make -C "$out" -j"${JOBS:-$(nproc 2>/dev/null || echo 2)}" --no-print-directory \
+    src/libbelt_core.la >"$out/make.out" 2>&1 || { cat "$out/make.out"; exit 1; }
 cflags=$(pkg-config --cflags jansson 2>/dev/null || true)
 libs=$(pkg-config --libs jansson 2>/dev/null || echo -ljansson)
-
-echo "fuzz: building $out/fuzz_config"
 # shellcheck disable=SC2086
 "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$top/include" -I"$top/src" $cflags \
-    "$top/tests/fuzz/fuzz_config.c" "${srcs[@]}" \
+    "$top/tests/fuzz/fuzz_config.c" "$out/src/.libs/libbelt_core.a" \
     $libs -lpthread -lm -o "$out/fuzz_config"
 
 rm -rf "$out/corpus"
 mkdir -p "$out/corpus"
+# Seeds: every config the tests and examples use (tests/configs/*/*/config.json,
+# tests/cli/configs, configs/), plus the few inputs of tests/fuzz/corpus/ that
+# have no such home (a past crash, say).
+i=0
+while IFS= read -r f; do
+    i=$((i + 1))
+    cp "$f" "$out/corpus/seed-$i.json"
+done < <(find "$top/tests/configs" "$top/tests/cli/configs" "$top/configs" \
+             -name '*.json' -type f 2>/dev/null | sort)
 cp "$top"/tests/fuzz/corpus/* "$out/corpus/" 2>/dev/null || true
 
 echo "fuzz: running for ${secs}s"

@@ -1,0 +1,599 @@
+/* app/broker/codec.c: a belt_job as JSON on the wire, and the result record a
+ * worker publishes.
+ *
+ * Jobs.  Every field of belt_job except the caller's `user` pointer is
+ * written as one JSON object with the field names of belt/job.h (id, kind,
+ * run or argv, env, cwd, stdin_path, duration_ns, timeout_ns,
+ * kill_grace_ns, retries, retry_delay_ns, retry_max_delay_ns, output,
+ * output_limit, output_dir, seq).  Enumerations travel by name ("exec",
+ * "capture"), not by number, so that two belt versions that number them
+ * differently still agree, and a worker refuses a name it does not know
+ * instead of running the wrong thing.  NULL strings are left out.  Nanosecond
+ * times are JSON integers (64-bit; output_limit and seq are written as
+ * int64_t, so a seq above INT64_MAX goes out negative and is refused by the
+ * decoder).  Decoding is lenient about what is missing (belt_job_init()'s
+ * defaults) and unknown keys (ignored: a newer submitter may add some),
+ * strict about types, and refuses duplicate keys.
+ *
+ * The codec runs once per job on each side, so it is written for speed
+ * (bench/codec_bench.c counts its instructions; jansson took ten to twenty
+ * times as many):
+ *
+ *   Encoding writes the text directly, in two passes over the job: the
+ *   first adds up an upper bound of the size (exact for the strings, 20
+ *   bytes per integer) and checks that every string is valid UTF-8, the
+ *   second writes into one malloc'd buffer.  The text is byte for byte what
+ *   jansson 2.14's json_dumps(JSON_COMPACT) made of the same object, which
+ *   the code did before: keys in the order above, no spaces, strings
+ *   escaped as jansson's dump.c does (\" \\ \b \f \n \r \t, other control
+ *   characters as \u00XX with upper-case hex, '/' and bytes >= 0x7F kept as
+ *   they are) and refused (NULL) when not valid UTF-8 as json_string()
+ *   refuses them (RFC 3629: no overlong forms, surrogates or values above
+ *   U+10FFFF).  tests/unit/check_codec.c keeps the jansson encoder as an oracle.
+ *
+ *   Decoding first tries the fast path (app/broker/decode.c: a restricted
+ *   parser for the shape the encoder writes, which gives up on anything
+ *   else without side effects); then the jansson decoder here runs: it
+ *   decides what is an error and words the message, so errors and
+ *   leniency are jansson's exactly.
+ *
+ * A decoded job owns its strings: it is the first member of a
+ * belt__wire_job (app/broker/codec.h) that also holds the arrays, so
+ * belt__broker_job_free() can find them from the belt_job pointer.
+ *
+ * Results.  The record is exactly the JSON Lines object `belt run` writes
+ * (src/app/report.c), so the submitter can write it through unchanged, with
+ * the local pool's integer "worker" slot replaced by the broker worker's id
+ * string and "host" and "delivery" added after it.  Rather than parse the
+ * record back, the worker serialises a copy of the result with worker = -1,
+ * which app/report.c writes as "worker":null, and splices the three keys in at
+ * that spot.  This is safe: inside a JSON string every '"' is escaped, so the
+ * byte sequence "worker":null can only be the key itself, and jansson (>=
+ * 2.8) keeps keys in insertion order, so it comes before any user output.
+ * The host and worker id strings are escaped by the same code as the jobs'.
+ *
+ * No state: pure functions over the caller's objects.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "belt/error.h"
+#include "app/broker/broker.h"
+#include "app/broker/codec.h"
+#include "app/report.h"
+
+const char *const belt__kind_names[4] = { "exec", "sleep", "spin", "noop" };
+const char *const belt__output_names[6] = { "capture", "files", "group",
+                                            "lines", "inherit", "discard" };
+
+/* ---- JSON strings as jansson writes them -------------------------------- */
+
+/* The byte classes of app/broker/codec.h. */
+#define R4(c) c, c, c, c
+#define R16(c) R4(c), R4(c), R4(c), R4(c)
+const unsigned char belt__json_class[256] = {
+    /* 0x00 */ C_END, C_UNICODE, C_UNICODE, C_UNICODE, R4(C_UNICODE),
+    /* 0x08 */ C_SHORT, C_SHORT, C_SHORT, C_UNICODE,        /* \b \t \n */
+    /* 0x0C */ C_SHORT, C_SHORT, C_UNICODE, C_UNICODE,      /* \f \r */
+    /* 0x10 */ R16(C_UNICODE),
+    /* 0x20 */ C_PLAIN, C_PLAIN, C_SHORT, C_PLAIN, R4(C_PLAIN), /* '"' */
+    /* 0x28 */ R4(C_PLAIN), R4(C_PLAIN),
+    /* 0x30 */ R16(C_PLAIN), R16(C_PLAIN),
+    /* 0x50 */ R4(C_PLAIN), R4(C_PLAIN), R4(C_PLAIN),
+    /* 0x5C */ C_SHORT, C_PLAIN, C_PLAIN, C_PLAIN,          /* '\\' */
+    /* 0x60 */ R16(C_PLAIN), R16(C_PLAIN),
+    /* 0x80 */ R16(C_UTF8), R16(C_UTF8), R16(C_UTF8), R16(C_UTF8),
+    /* 0xC0 */ R16(C_UTF8), R16(C_UTF8), R16(C_UTF8), R16(C_UTF8),
+};
+#undef R4
+#undef R16
+
+/* The length of s written as a JSON string body (without the quotes), or
+ * SIZE_MAX when s is not valid UTF-8. */
+static size_t escaped_len(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = 0;
+    for (;;) {
+        const unsigned char *run = s;
+        while (belt__json_class[*s] == C_PLAIN)
+            s++;
+        len += (size_t)(s - run);
+        switch (belt__json_class[*s]) {
+        case C_END:
+            return len;
+        case C_SHORT:
+            len += 2;
+            s++;
+            break;
+        case C_UNICODE:
+            len += 6;
+            s++;
+            break;
+        default: {
+            size_t n = belt__utf8_len(s, 4);
+            if (n == 0)
+                return SIZE_MAX;
+            len += n;
+            s += n;
+        }
+        }
+    }
+}
+
+/* Writes s (valid UTF-8: escaped_len() said so) as a JSON string with its
+ * quotes at w; returns the end. */
+static char *put_escaped(char *w, const char *str)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    *w++ = '"';
+    for (;;) {
+        const unsigned char *run = s;
+        while (belt__json_class[*s] <= C_UTF8)
+            s++;
+        memcpy(w, run, (size_t)(s - run));
+        w += s - run;
+        unsigned c = *s++;
+        if (c == 0)
+            break;
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        default:
+            *w++ = 'u';
+            *w++ = '0';
+            *w++ = '0';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        }
+    }
+    *w++ = '"';
+    return w;
+}
+
+/* Writes v in decimal (as printf's %lld) at w; returns the end.  At most
+ * 20 bytes. */
+static char *put_i64(char *w, int64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021"
+        "222324252627282930313233343536373839404142434445464748495051525354"
+        "555657585960616263646566676869707172737475767778798081828384858687"
+        "888990919293949596979899";
+    char tmp[20];
+    size_t n = sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0)
+        *w++ = '-';
+    if (u < 10) {
+        *w++ = (char)('0' + u);
+        return w;
+    }
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[u * 2 + 1];
+        tmp[--n] = pairs[u * 2];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
+    memcpy(w, tmp + n, sizeof tmp - n);
+    return w + (sizeof tmp - n);
+}
+
+static char *put_lit(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
+#define PUT(w, lit) put_lit((w), (lit), sizeof(lit) - 1)
+
+/* ---- encoding ----------------------------------------------------------- */
+
+/* Adds the written size of string s ("..." or nothing for NULL) to *size;
+ * false when s is not valid UTF-8. */
+static bool size_str(size_t *size, const char *s)
+{
+    if (s == NULL)
+        return true;
+    size_t n = escaped_len(s);
+    if (n == SIZE_MAX)
+        return false;
+    *size += n + 2;
+    return true;
+}
+
+/* Adds the written size of a NULL-terminated string array's elements
+ * ("a","b") to *size; false when one is not valid UTF-8. */
+static bool size_strv(size_t *size, char *const *v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        if (!size_str(size, v[i]))
+            return false;
+        *size += 1; /* ',' */
+    }
+    return true;
+}
+
+static char *put_strv(char *w, char *const *v)
+{
+    *w++ = '[';
+    for (size_t i = 0; v[i] != NULL; i++) {
+        if (i > 0)
+            *w++ = ',';
+        w = put_escaped(w, v[i]);
+    }
+    *w++ = ']';
+    return w;
+}
+
+/* Every key with its punctuation, and the brackets: the fixed part of the
+ * size bound. */
+#define JOB_KEYS                                                             \
+    "{\"id\":,\"kind\":,\"run\":,\"argv\":[],\"env\":[],\"cwd\":,"           \
+    "\"stdin_path\":,\"duration_ns\":,\"timeout_ns\":,\"kill_grace_ns\":,"   \
+    "\"retries\":,\"retry_delay_ns\":,\"retry_max_delay_ns\":,\"output\":,"  \
+    "\"output_limit\":,\"output_dir\":,\"seq\":}"
+#define JOB_INTS 8 /* integer values, at most 20 bytes each */
+
+char *belt__broker_job_to_json(const belt_job *job)
+{
+    if (job == NULL)
+        return NULL;
+    const char *kind = (size_t)job->kind < COUNT(belt__kind_names)
+                           ? belt__kind_names[job->kind] : "unknown";
+    const char *output = (size_t)job->output < COUNT(belt__output_names)
+                             ? belt__output_names[job->output] : "unknown";
+    size_t size = sizeof JOB_KEYS + JOB_INTS * 20 + strlen(kind) +
+                  strlen(output) + 4;
+    if (!size_str(&size, job->id) || !size_str(&size, job->run) ||
+        !size_strv(&size, job->argv) || !size_strv(&size, job->env) ||
+        !size_str(&size, job->cwd) || !size_str(&size, job->stdin_path) ||
+        !size_str(&size, job->output_dir))
+        return NULL;
+    char *out = malloc(size);
+    if (out == NULL)
+        return NULL;
+    char *w = out;
+    *w++ = '{';
+    if (job->id != NULL) {
+        w = PUT(w, "\"id\":");
+        w = put_escaped(w, job->id);
+        *w++ = ',';
+    }
+    w = PUT(w, "\"kind\":\"");
+    w = put_lit(w, kind, strlen(kind));
+    *w++ = '"';
+    if (job->run != NULL) {
+        w = PUT(w, ",\"run\":");
+        w = put_escaped(w, job->run);
+    }
+    if (job->argv != NULL) {
+        w = PUT(w, ",\"argv\":");
+        w = put_strv(w, job->argv);
+    }
+    if (job->env != NULL) {
+        w = PUT(w, ",\"env\":");
+        w = put_strv(w, job->env);
+    }
+    if (job->cwd != NULL) {
+        w = PUT(w, ",\"cwd\":");
+        w = put_escaped(w, job->cwd);
+    }
+    if (job->stdin_path != NULL) {
+        w = PUT(w, ",\"stdin_path\":");
+        w = put_escaped(w, job->stdin_path);
+    }
+    w = PUT(w, ",\"duration_ns\":");
+    w = put_i64(w, job->duration_ns);
+    w = PUT(w, ",\"timeout_ns\":");
+    w = put_i64(w, job->timeout_ns);
+    w = PUT(w, ",\"kill_grace_ns\":");
+    w = put_i64(w, job->kill_grace_ns);
+    w = PUT(w, ",\"retries\":");
+    w = put_i64(w, (int64_t)job->retries);
+    w = PUT(w, ",\"retry_delay_ns\":");
+    w = put_i64(w, job->retry_delay_ns);
+    w = PUT(w, ",\"retry_max_delay_ns\":");
+    w = put_i64(w, job->retry_max_delay_ns);
+    w = PUT(w, ",\"output\":\"");
+    w = put_lit(w, output, strlen(output));
+    *w++ = '"';
+    w = PUT(w, ",\"output_limit\":");
+    w = put_i64(w, (int64_t)job->output_limit);
+    if (job->output_dir != NULL) {
+        w = PUT(w, ",\"output_dir\":");
+        w = put_escaped(w, job->output_dir);
+    }
+    w = PUT(w, ",\"seq\":");
+    w = put_i64(w, (int64_t)job->seq);
+    *w++ = '}';
+    *w = '\0';
+    return out;
+}
+
+void belt__broker_job_free(belt_job *job)
+{
+    if (job == NULL)
+        return;
+    belt__wire_job *w = (belt__wire_job *)job;
+    if (w->packed) {
+        free(w);
+        return;
+    }
+    free(w->id);
+    free(w->run);
+    free(w->cwd);
+    free(w->stdin_path);
+    free(w->output_dir);
+    for (size_t i = 0; w->argv != NULL && w->argv[i] != NULL; i++)
+        free(w->argv[i]);
+    free(w->argv);
+    for (size_t i = 0; w->env != NULL && w->env[i] != NULL; i++)
+        free(w->env[i]);
+    free(w->env);
+    free(w);
+}
+
+/* ---- decoding: the jansson path ----------------------------------------- */
+
+/* Decoding helpers: each returns 0, or -1 with msg set (BELT_EINVAL) or -2
+ * (out of memory). */
+
+static int get_str(json_t *o, const char *k, char **out, char *msg, size_t n)
+{
+    json_t *v = json_object_get(o, k);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        snprintf(msg, n, "job JSON: \"%s\" must be a string", k);
+        return -1;
+    }
+    *out = strdup(json_string_value(v));
+    return *out == NULL ? -2 : 0;
+}
+
+static int get_i64(json_t *o, const char *k, int64_t *out, char *msg,
+                   size_t n)
+{
+    json_t *v = json_object_get(o, k);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v)) {
+        snprintf(msg, n, "job JSON: \"%s\" must be an integer", k);
+        return -1;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_u64(json_t *o, const char *k, uint64_t *out, uint64_t max,
+                   char *msg, size_t n)
+{
+    int64_t v = 0;
+    json_t *j = json_object_get(o, k);
+    if (j == NULL || json_is_null(j))
+        return 0;
+    if (get_i64(o, k, &v, msg, n) != 0)
+        return -1;
+    if (v < 0 || (uint64_t)v > max) {
+        snprintf(msg, n, "job JSON: \"%s\" out of range", k);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int get_name(json_t *o, const char *k, const char *const *names,
+                    size_t count, int *out, char *msg, size_t n)
+{
+    json_t *v = json_object_get(o, k);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        for (size_t i = 0; i < count; i++) {
+            if (strcmp(json_string_value(v), names[i]) == 0) {
+                *out = (int)i;
+                return 0;
+            }
+        }
+    }
+    snprintf(msg, n, "job JSON: unknown \"%s\" (this worker knows", k);
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(msg);
+        snprintf(msg + len, n > len ? n - len : 0, " %s", names[i]);
+    }
+    size_t len = strlen(msg);
+    snprintf(msg + len, n > len ? n - len : 0, ")");
+    return -1;
+}
+
+static int get_strv(json_t *o, const char *k, char ***out, char *msg,
+                    size_t n)
+{
+    json_t *v = json_object_get(o, k);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_array(v)) {
+        snprintf(msg, n, "job JSON: \"%s\" must be an array of strings", k);
+        return -1;
+    }
+    size_t count = json_array_size(v);
+    char **a = calloc(count + 1, sizeof *a);
+    if (a == NULL)
+        return -2;
+    *out = a; /* freed with the job, also when partly filled */
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            snprintf(msg, n, "job JSON: \"%s\"[%zu] must be a string", k, i);
+            return -1;
+        }
+        a[i] = strdup(json_string_value(e));
+        if (a[i] == NULL)
+            return -2;
+    }
+    return 0;
+}
+
+/* The decoder of every text the fast path gives up on: decides what is an
+ * error and says so.  Arguments checked by the caller. */
+static int decode_jansson(const char *text, belt_job **out, char *msg,
+                          size_t n)
+{
+    json_error_t err;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    if (o == NULL) {
+        snprintf(msg, n, "job JSON: %s (column %d)", err.text, err.column);
+        return BELT_EINVAL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        snprintf(msg, n, "job JSON: expected an object");
+        return BELT_EINVAL;
+    }
+    belt__wire_job *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        json_decref(o);
+        snprintf(msg, n, "out of memory");
+        return BELT_ENOMEM;
+    }
+    belt_job *j = &w->job;
+    belt_job_init(j);
+    int kind = (int)j->kind, output = (int)j->output;
+    uint64_t retries = j->retries, limit = j->output_limit, seq = 0;
+    int rc = 0;
+    rc = get_str(o, "id", &w->id, msg, n);
+    if (rc == 0) rc = get_name(o, "kind", belt__kind_names,
+                               COUNT(belt__kind_names),
+                               &kind, msg, n);
+    if (rc == 0) rc = get_str(o, "run", &w->run, msg, n);
+    if (rc == 0) rc = get_strv(o, "argv", &w->argv, msg, n);
+    if (rc == 0) rc = get_strv(o, "env", &w->env, msg, n);
+    if (rc == 0) rc = get_str(o, "cwd", &w->cwd, msg, n);
+    if (rc == 0) rc = get_str(o, "stdin_path", &w->stdin_path, msg, n);
+    if (rc == 0) rc = get_i64(o, "duration_ns", &j->duration_ns, msg, n);
+    if (rc == 0) rc = get_i64(o, "timeout_ns", &j->timeout_ns, msg, n);
+    if (rc == 0) rc = get_i64(o, "kill_grace_ns", &j->kill_grace_ns, msg, n);
+    if (rc == 0) rc = get_u64(o, "retries", &retries, UINT32_MAX, msg, n);
+    if (rc == 0) rc = get_i64(o, "retry_delay_ns", &j->retry_delay_ns, msg, n);
+    if (rc == 0) rc = get_i64(o, "retry_max_delay_ns",
+                              &j->retry_max_delay_ns, msg, n);
+    if (rc == 0) rc = get_name(o, "output", belt__output_names,
+                               COUNT(belt__output_names), &output, msg, n);
+    if (rc == 0) rc = get_u64(o, "output_limit", &limit, SIZE_MAX, msg, n);
+    if (rc == 0) rc = get_str(o, "output_dir", &w->output_dir, msg, n);
+    if (rc == 0) rc = get_u64(o, "seq", &seq, UINT64_MAX, msg, n);
+    json_decref(o);
+    if (rc == 0 && kind == BELT_JOB_EXEC && (w->run == NULL) ==
+                                                (w->argv == NULL)) {
+        snprintf(msg, n, "job JSON: an exec job needs exactly one of "
+                 "\"run\" and \"argv\"");
+        rc = -1;
+    }
+    if (rc != 0) {
+        belt__broker_job_free(j);
+        if (rc == -2) {
+            snprintf(msg, n, "out of memory");
+            return BELT_ENOMEM;
+        }
+        return BELT_EINVAL;
+    }
+    j->id = w->id;
+    j->kind = (belt_job_kind)kind;
+    j->run = w->run;
+    j->argv = w->argv;
+    j->env = w->env;
+    j->cwd = w->cwd;
+    j->stdin_path = w->stdin_path;
+    j->retries = (unsigned)retries;
+    j->output = (belt_output_mode)output;
+    j->output_limit = (size_t)limit;
+    j->output_dir = w->output_dir;
+    j->seq = seq;
+    *out = j;
+    return BELT_OK;
+}
+
+int belt__broker_job_from_json(const char *text, belt_job **out, char *msg,
+                               size_t n)
+{
+    char dummy[8];
+    if (msg == NULL || n == 0) {
+        msg = dummy;
+        n = sizeof dummy;
+    }
+    msg[0] = '\0';
+    if (text == NULL || out == NULL) {
+        snprintf(msg, n, "no job JSON");
+        return BELT_EINVAL;
+    }
+    int rc = belt__broker_decode_fast(text, out);
+    if (rc == BELT_ENOMEM) {
+        snprintf(msg, n, "out of memory");
+        return BELT_ENOMEM;
+    }
+    return rc == BELT_OK ? BELT_OK : decode_jansson(text, out, msg, n);
+}
+
+/* ---- result records ----------------------------------------------------- */
+
+char *belt__broker_result_json(const belt_result *r, const char *host,
+                               const char *worker_id, unsigned delivery,
+                               size_t *len)
+{
+    if (r == NULL)
+        return NULL;
+    belt_result copy = *r; /* shallow: only `worker` differs */
+    copy.worker = -1;
+    size_t line_len;
+    char *line = belt__report_result_line(&copy, &line_len);
+    if (line == NULL)
+        return NULL;
+    while (line_len > 0 && line[line_len - 1] == '\n')
+        line[--line_len] = '\0';
+    static const char key[] = "\"worker\":null";
+    const char *hs = host != NULL ? host : "";
+    const char *ws = worker_id != NULL ? worker_id : "";
+    const char *at = strstr(line, key);
+    size_t hl = escaped_len(hs), wl = escaped_len(ws);
+    char *out = NULL;
+    if (at != NULL && hl != SIZE_MAX && wl != SIZE_MAX) {
+        size_t head = (size_t)(at - line), klen = sizeof key - 1;
+        size_t tail = line_len - head - klen;
+        size_t total = head + sizeof "\"worker\":\"\",\"host\":\"\""
+                       ",\"delivery\":" + 10 + wl + hl + tail;
+        out = malloc(total);
+        if (out != NULL) {
+            char *w = put_lit(out, line, head);
+            w = PUT(w, "\"worker\":");
+            w = put_escaped(w, ws);
+            w = PUT(w, ",\"host\":");
+            w = put_escaped(w, hs);
+            w = PUT(w, ",\"delivery\":");
+            w = put_i64(w, (int64_t)delivery);
+            w = put_lit(w, at + klen, tail);
+            *w = '\0';
+            if (len != NULL)
+                *len = (size_t)(w - out);
+        }
+    }
+    free(line);
+    return out;
+}

@@ -1,0 +1,39 @@
+/* app/broker/codec.h: what the broker's job codec (app/broker/codec.c:
+ * encoder, jansson decoder, result records) and its fast decoder (app/broker/decode.c)
+ * share.  Internal, never installed; the codec's API is in app/broker/broker.h. */
+#ifndef BELT_BROKER_CODEC_H
+#define BELT_BROKER_CODEC_H
+
+#include <stdbool.h>
+
+#include "belt/job.h"
+
+/* A decoded job owns its strings: it is the first member of a wire job
+ * that also holds them, so belt__broker_job_free() can find them from the
+ * belt_job pointer.  A packed one (fast path) is one block: the struct,
+ * then the argv and env pointer arrays, then the string bytes. */
+typedef struct belt__wire_job {
+    belt_job job;     /* first: a belt_job * is a belt__wire_job * */
+    char *id, *run, *cwd, *stdin_path, *output_dir;
+    char **argv, **env; /* NULL-terminated, each string owned */
+    bool packed;      /* one block: free(w) frees everything */
+} belt__wire_job;
+
+/* Enumerations travel by name; the index is the enum value. */
+extern const char *const belt__kind_names[4];
+extern const char *const belt__output_names[6];
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* What each byte is inside a JSON string, for jansson's dump.c: written as
+ * it is (C_PLAIN; C_UTF8 after a UTF-8 check), as a two-byte escape \" \\
+ * \b \f \n \r \t (C_SHORT), as \u00XX (C_UNICODE), or the end (C_END).  The
+ * decoder reads it the other way: C_PLAIN bytes stand for themselves. */
+enum { C_PLAIN, C_UTF8, C_SHORT, C_UNICODE, C_END };
+extern const unsigned char belt__json_class[256];
+
+/* The fast path: returns BELT_OK with *out set, BELT_ENOMEM, or 1 when it
+ * gives up (the text is not in the encoder's shape); then nothing is
+ * allocated and *out is untouched. */
+int belt__broker_decode_fast(const char *text, belt_job **out);
+
+#endif

@@ -1,0 +1,127 @@
+/* app/report.h: turning results into the things people read: JSON Lines result
+ * records, GNU parallel's job log, and summary statistics.  Internal (belt__
+ * names), used by `belt run`; no state outside the objects it hands out.
+ *
+ * Times in records are ISO 8601 UTC with milliseconds
+ * ("2025-01-31T12:00:00.123Z"); durations are milliseconds with three
+ * decimals (microsecond resolution).  See belt(1), RESULTS.
+ */
+#ifndef BELT_REPORT_H
+#define BELT_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "belt/job.h"
+
+/* ---- JSON Lines ------------------------------------------------------- */
+
+/* Serialises r as one compact JSON object followed by '\n' (keys: id, seq,
+ * status, exit_code, signal, attempts, worker, queued, started, ended,
+ * duration_ms, stdout, stderr, [stdout_path, stderr_path,
+ * stdout_truncated, stderr_truncated,] error, attempt_log).  r->job must be
+ * valid (its id is read).  Bytes that are not UTF-8 become U+FFFD; NUL bytes
+ * are kept (as \u0000).  Returns a malloc'd string the caller frees and its
+ * length in *len, or NULL (nothing allocated) when memory runs out. */
+char *belt__report_result_line(const belt_result *r, size_t *len);
+
+/* Appends the same record (with its '\n') to the malloc'd buffer *buf
+ * (length *len, capacity *cap; NULL, 0, 0 to start), growing it as
+ * belt__reserve() does, so a caller writing many records can reuse one
+ * buffer.  The buffer stays NUL-terminated.  Returns 0 with *len advanced,
+ * or -1 when memory runs out: *len unchanged, the buffer cut back there, and
+ * the buffer (possibly moved: see *buf and *cap) still the caller's to
+ * free. */
+int belt__report_result_append(char **buf, size_t *len, size_t *cap,
+                               const belt_result *r);
+
+/* Serialises a job (for --dry-run) the same way: seq, id, kind, run or argv,
+ * env, cwd, stdin, duration_ms, timeout_ms, retries, output.  Returns a
+ * malloc'd line or NULL when memory runs out. */
+char *belt__report_job_line(const belt_job *job, size_t *len);
+
+/* Formats a CLOCK_REALTIME time in nanoseconds as ISO 8601 UTC with
+ * milliseconds into buf (at least 32 bytes).  Returns buf.  Can't fail. */
+char *belt__format_time(int64_t ns, char *buf, size_t size);
+
+/* The command a job runs, for logs: `run` as is, `argv` shell-quoted and
+ * joined with spaces, "belt:sleep 1.5s" for built-in kinds.  Returns a
+ * malloc'd string or NULL when memory runs out. */
+char *belt__job_command(const belt_job *job);
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
+ * (overlong forms, surrogates and values above U+10FFFF are invalid, as in
+ * RFC 3629 and jansson).  NUL counts as valid (one byte); since NUL is no
+ * continuation byte, a NUL-terminated string may pass n = 4 safely. */
+size_t belt__utf8_len(const unsigned char *s, size_t n);
+
+/* Makes the malloc'd buffer *buf (capacity *cap; NULL, 0 to start) hold at
+ * least need bytes, growing it by doubling.  Returns 0, or -1 when memory
+ * runs out (*buf and *cap unchanged, still the caller's). */
+int belt__reserve(char **buf, size_t *cap, size_t need);
+
+/* Appends `arg` to the buffer at *buf (length *len, capacity *cap,
+ * reallocated as needed) quoted for /bin/sh: inside single quotes, with each
+ * ' written as '\''.  The buffer stays NUL-terminated.  Returns 0, or -1 when
+ * memory runs out (the buffer is unchanged and still the caller's). */
+int belt__shell_quote_append(char **buf, size_t *len, size_t *cap,
+                             const char *arg, size_t arg_len);
+
+/* ---- GNU parallel's --joblog format ------------------------------------ */
+
+/* Writes the header line "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\t
+ * Exitval\tSignal\tCommand".  Returns 0, or -1 with errno set. */
+int belt__joblog_header(FILE *f);
+
+/* Writes one job-log line for r (Seq is r->seq + 1, Host ":", Starttime in
+ * epoch seconds with 3 decimals, JobRuntime "%10.3f" seconds, Send 0,
+ * Receive = bytes of stdout, Exitval (-1 when the job did not exit), Signal,
+ * Command with newlines written as NUL, as parallel does) and flushes it.
+ * `command` may be NULL (then "-").  Returns 0, or -1 with errno set. */
+int belt__joblog_line(FILE *f, const belt_result *r, const char *command,
+                      uint64_t receive_bytes);
+
+/* ---- summary statistics --------------------------------------------- */
+
+/* Counts per status, and a log-linear histogram of job durations (3%
+ * precision, fixed size: the memory does not grow with the number of jobs).
+ * Not thread-safe: one owner. */
+typedef struct belt__stats belt__stats;
+
+/* Returns new, empty statistics, or NULL when memory runs out. */
+belt__stats *belt__stats_new(void);
+
+/* Frees.  NULL is a no-op. */
+void belt__stats_free(belt__stats *s);
+
+/* Counts r.  `resumed` marks a job skipped because a previous run already
+ * did it (counted as "resumed", which is a success).  Durations and busy
+ * time only count jobs that ran (attempts > 0).  Can't fail. */
+void belt__stats_add(belt__stats *s, const belt_result *r, bool resumed);
+
+/* Results counted with status st (resumed ones count under "resumed", not
+ * under SKIPPED). */
+uint64_t belt__stats_count(const belt__stats *s, belt_job_status st);
+uint64_t belt__stats_resumed(const belt__stats *s);
+uint64_t belt__stats_total(const belt__stats *s);
+/* Results that are neither ok nor resumed. */
+uint64_t belt__stats_unsuccessful(const belt__stats *s);
+
+/* The p-quantile (0 < p <= 1) of the durations of jobs that ran, in ns
+ * (bucket midpoint; 0 when none ran). */
+int64_t belt__stats_quantile(const belt__stats *s, double p);
+
+/* Writes the end-of-run summary (two or three lines, each starting with
+ * "belt: ") to out: counts per status, wall time, jobs/s, p50/p99 duration,
+ * and per-worker busy share (busy_ns[i] / wall_ns for each of `workers`
+ * workers; busy_ns may be NULL to leave that line out). */
+void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
+                         const int64_t *busy_ns, unsigned workers);
+
+/* Formats a duration in ns for humans ("850us", "12.3ms", "4.20s",
+ * "3m05s", "2h01m") into buf.  Returns buf. */
+char *belt__report_duration(int64_t ns, char *buf, size_t size);
+
+#endif /* BELT_REPORT_H */
