@@ -11,7 +11,7 @@
  * once, whatever malloc's trimming heuristics would have done.
  *
  * Rendezvous channels (capacity 0) have no buffer; these functions are never
- * called for them except belt__buf_full(), which says "full".
+ * called for them except belt__chbuf_full(), which says "full".
  *
  * Every function here runs under the channel's lock.
  */
@@ -56,7 +56,7 @@ static void block_retire(belt_chan *ch, belt__block *b)
         block_free(b);
 }
 
-int belt__buf_init(belt_chan *ch)
+int belt__chbuf_init(belt_chan *ch)
 {
     switch (ch->flavor) {
     case BELT__ARRAY:
@@ -74,7 +74,7 @@ int belt__buf_init(belt_chan *ch)
     }
 }
 
-void belt__buf_destroy(belt_chan *ch)
+void belt__chbuf_destroy(belt_chan *ch)
 {
     free(ch->ring);
     ch->ring = NULL;
@@ -89,7 +89,7 @@ void belt__buf_destroy(belt_chan *ch)
     ch->hblock = ch->tblock = ch->spare = NULL;
 }
 
-bool belt__buf_full(const belt_chan *ch)
+bool belt__chbuf_full(const belt_chan *ch)
 {
     switch (ch->flavor) {
     case BELT__ARRAY:
@@ -101,7 +101,7 @@ bool belt__buf_full(const belt_chan *ch)
     }
 }
 
-int belt__buf_push(belt_chan *ch, const void *elem)
+int belt__chbuf_push(belt_chan *ch, const void *elem)
 {
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
     if (ch->flavor == BELT__ARRAY) {
@@ -129,7 +129,7 @@ int belt__buf_push(belt_chan *ch, const void *elem)
     return BELT_OK;
 }
 
-void belt__buf_pop(belt_chan *ch, void *out)
+void belt__chbuf_pop(belt_chan *ch, void *out)
 {
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
     if (ch->flavor == BELT__ARRAY) {

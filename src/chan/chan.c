@@ -119,7 +119,7 @@ static belt_chan *chan_new(int flavor, size_t cap, size_t elem_size)
         free(ch);
         return NULL;
     }
-    if (belt__buf_init(ch) != BELT_OK) {
+    if (belt__chbuf_init(ch) != BELT_OK) {
         pthread_mutex_destroy(&ch->lock);
         free(ch);
         return NULL;
@@ -151,7 +151,7 @@ void belt_chan_free(belt_chan *ch)
     /* acq_rel: the last dropper must see every other holder's writes. */
     if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
         return;
-    belt__buf_destroy(ch);
+    belt__chbuf_destroy(ch);
     pthread_mutex_destroy(&ch->lock);
     free(ch);
 }
@@ -181,20 +181,20 @@ int belt__try_send_locked(belt_chan *ch, const void *elem, belt__handoff *h)
         h->src = elem;
         return BELT_OK;
     }
-    if (belt__buf_full(ch))
+    if (belt__chbuf_full(ch))
         return BELT_FULL;
-    return belt__buf_push(ch, elem);
+    return belt__chbuf_push(ch, elem);
 }
 
 int belt__try_recv_locked(belt_chan *ch, void *out, belt__handoff *h)
 {
     h->peer = NULL;
     if (atomic_load_explicit(&ch->count, memory_order_relaxed) > 0) {
-        belt__buf_pop(ch, out);
+        belt__chbuf_pop(ch, out);
         /* A slot is free: move the first blocked sender's element in. */
         belt__entry *s = queue_claim(&ch->sendq);
         if (s) {
-            belt__buf_push(ch, s->elem); /* array flavour: cannot fail */
+            belt__chbuf_push(ch, s->elem); /* array flavour: cannot fail */
             h->peer = s;
             h->dst = NULL;
         }

@@ -86,14 +86,14 @@ static inline void belt__copy(void *dst, const void *src, size_t size)
 }
 
 /* chan/buffer.c: the buffer of the array and list flavours.  All need the lock. */
-int belt__buf_init(belt_chan *ch);
-void belt__buf_destroy(belt_chan *ch);
-bool belt__buf_full(const belt_chan *ch);
+int belt__chbuf_init(belt_chan *ch);
+void belt__chbuf_destroy(belt_chan *ch);
+bool belt__chbuf_full(const belt_chan *ch);
 /* Appends a copy of elem; BELT_OK or BELT_ENOMEM (list only).  The caller has
- * checked !belt__buf_full(). */
-int belt__buf_push(belt_chan *ch, const void *elem);
+ * checked !belt__chbuf_full(). */
+int belt__chbuf_push(belt_chan *ch, const void *elem);
 /* Removes the oldest element into out; the caller has checked count > 0. */
-void belt__buf_pop(belt_chan *ch, void *out);
+void belt__chbuf_pop(belt_chan *ch, void *out);
 
 /* chan/chan.c: queue helpers and the non-blocking halves of send and receive. */
 void belt__queue_push(belt__queue *q, belt__entry *e);

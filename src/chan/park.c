@@ -101,26 +101,3 @@ bool belt__waiter_park(belt__waiter *w, const struct timespec *deadline)
     }
 }
 
-void belt__deadline(struct timespec *out, int64_t timeout_ns)
-{
-    clock_gettime(CLOCK_MONOTONIC, out);
-    int64_t sec = timeout_ns / 1000000000;
-    int64_t nsec = out->tv_nsec + timeout_ns % 1000000000;
-    if (nsec >= 1000000000) {
-        sec++;
-        nsec -= 1000000000;
-    }
-    /* Clamp absurd timeouts rather than overflow time_t. */
-    if (sec > (int64_t)1 << 40)
-        sec = (int64_t)1 << 40;
-    out->tv_sec += (time_t)sec;
-    out->tv_nsec = (long)nsec;
-}
-
-bool belt__deadline_passed(const struct timespec *deadline)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec ||
-           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}

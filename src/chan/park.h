@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 enum {
     BELT__SEL_WAITING = 0,
     BELT__SEL_ABORTED = 1,
@@ -67,12 +69,6 @@ void belt__waiter_complete(belt__waiter *w, size_t index, int status);
  * Returns true if completed, false on timeout (then the owner must abort or,
  * failing that, call again with deadline NULL). */
 bool belt__waiter_park(belt__waiter *w, const struct timespec *deadline);
-
-/* Computes an absolute CLOCK_MONOTONIC deadline timeout_ns from now. */
-void belt__deadline(struct timespec *out, int64_t timeout_ns);
-
-/* True if CLOCK_MONOTONIC has passed *deadline. */
-bool belt__deadline_passed(const struct timespec *deadline);
 
 /* A CPU pause hint for short spins. */
 static inline void belt__cpu_relax(void)

@@ -109,7 +109,7 @@ static bool ready_locked(const belt_op *op, const belt__waiter *self)
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
         return true;
     if (op->kind == BELT_OP_SEND)
-        return !belt__buf_full(ch) || belt__queue_has_live(&ch->recvq, self);
+        return !belt__chbuf_full(ch) || belt__queue_has_live(&ch->recvq, self);
     return atomic_load_explicit(&ch->count, memory_order_relaxed) > 0 ||
            belt__queue_has_live(&ch->sendq, self);
 }

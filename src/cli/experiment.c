@@ -35,6 +35,7 @@
 #include "cli/run.h"
 #include "experiment/experiment.h"
 #include "experiment/sim.h"
+#include "util/clock.h"
 
 static void usage(FILE *out)
 {
@@ -103,7 +104,7 @@ static void draw(progress *p, bool force)
 {
     if (!p->enabled)
         return;
-    int64_t now = belt__cli_now();
+    int64_t now = belt__now_mono();
     if (!force && now - p->last_ns < BELT__PROGRESS_INTERVAL_NS)
         return;
     p->last_ns = now;
@@ -215,7 +216,7 @@ static int run_point(const belt__experiment *e, const belt__exp_point *pt,
         snprintf(msg, msg_size, "out of memory");
         return BELT_ENOMEM;
     }
-    int64_t t0 = belt__cli_now();
+    int64_t t0 = belt__now_mono();
     unsigned done = 0;
     int rc = BELT_OK;
     for (unsigned k = 0; k < pt->repeat && rc == BELT_OK; k++) {
@@ -260,7 +261,7 @@ static int run_point(const belt__experiment *e, const belt__exp_point *pt,
                                         done)) != BELT_OK) {
         snprintf(msg, msg_size, "out of memory");
     }
-    row->wall = (double)(belt__cli_now() - t0) / 1e9;
+    row->wall = (double)(belt__now_mono() - t0) / 1e9;
     for (unsigned k = 0; k < pt->repeat; k++)
         belt__point_result_free(&res[k]);
     free(res);
@@ -437,7 +438,7 @@ int belt__cli_experiment(int argc, char **argv)
     }
     progress pr = { .enabled = !quiet && isatty(STDERR_FILENO),
                     .npoints = e->npoints };
-    pr.start_ns = belt__cli_now();
+    pr.start_ns = belt__now_mono();
     pr.last_ns = pr.start_ns - BELT__PROGRESS_INTERVAL_NS;
     int status = 0;
     char msg[1200];

@@ -28,13 +28,6 @@
 
 #include "cli/run.h"
 
-int64_t belt__cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void belt__progress_init(belt__progress *p, bool enabled, uint64_t total,
                          int64_t now_ns)
 {

@@ -52,6 +52,8 @@
 #include "belt/pool.h"
 #include "cli/cli.h"
 #include "cli/run.h"
+#include "util/suggest.h"
+#include "util/clock.h"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -141,48 +143,6 @@ static const struct option run_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Edit distance (insert, delete, substitute, transpose), for hints. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 99;
-    size_t d[64][64];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c)
-                c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c)
-                c = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
-                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
-                c = d[i - 2][j - 2] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
-/* The closest of the NULL-terminated names to word, or NULL if none is
- * close (at most a third of the word wrong, and at most 3 edits). */
-static const char *closest(const char *word, const char *const *names)
-{
-    const char *best = NULL;
-    size_t bd = 4, limit = strlen(word) / 3 + 1;
-    for (size_t i = 0; names[i]; i++) {
-        size_t d = edit_distance(word, names[i]);
-        if (d < bd && d <= limit) {
-            bd = d;
-            best = names[i];
-        }
-    }
-    return best;
-}
-
 static void unknown_option(const char *arg)
 {
     const char *names[sizeof run_options / sizeof run_options[0]];
@@ -199,7 +159,7 @@ static void unknown_option(const char *arg)
     const char *bare = word;
     while (*bare == '-')
         bare++;
-    const char *hint = arg[0] == '-' && arg[1] == '-' ? closest(bare, names)
+    const char *hint = arg[0] == '-' && arg[1] == '-' ? belt__suggest(bare, names)
                                                       : NULL;
     if (hint)
         fprintf(stderr, "belt run: unknown option '%s' (did you mean '--%s'?)"
@@ -234,7 +194,7 @@ static int check_policy(const char *policy, const char *where)
     for (size_t i = 0; names && names[i]; i++)
         if (strcmp(names[i], policy) == 0)
             return 0;
-    const char *hint = names ? closest(policy, names) : NULL;
+    const char *hint = names ? belt__suggest(policy, names) : NULL;
     fprintf(stderr, "belt run: %s: unknown policy '%s'", where, policy);
     if (hint)
         fprintf(stderr, " (did you mean '%s'?)", hint);
@@ -576,7 +536,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
     e.src = src;
     e.feed_open = src->feed != NULL;
     int status = 0;
-    int64_t t0 = belt__cli_now();
+    int64_t t0 = belt__now_mono();
     belt__progress_init(&e.progress, !o->quiet && isatty(STDERR_FILENO),
                         src->total, t0);
 
@@ -671,7 +631,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
             e.failed_io = true;
             engine_stop(&e, "results could not be written", true);
         }
-        int64_t now = belt__cli_now();
+        int64_t now = belt__now_mono();
         int64_t wait = belt__progress_wait_ns(&e.progress, now);
         belt_result *r = NULL;
         if (src->feed && e.feed_open && room) {
@@ -696,7 +656,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
         belt__progress_draw(&e.progress, e.stats,
                             e.in_flight < o->workers ? e.in_flight
                                                      : o->workers,
-                            belt__cli_now(), false);
+                            belt__now_mono(), false);
     }
     if (stuck) {
         belt__progress_clear(&e.progress);
@@ -705,7 +665,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
         status = 1;
     }
 
-    int64_t wall = belt__cli_now() - t0;
+    int64_t wall = belt__now_mono() - t0;
     unsigned nw = belt_pool_workers(e.pool);
     int64_t *busy = nw ? calloc(nw, sizeof *busy) : NULL;
     belt_pool_shutdown(e.pool);

@@ -137,9 +137,6 @@ void belt__progress_draw(belt__progress *p, const belt__stats *st,
 /* Erases the line (before other output goes to the terminal). */
 void belt__progress_clear(belt__progress *p);
 
-/* CLOCK_MONOTONIC and CLOCK_REALTIME in ns. */
-int64_t belt__cli_now(void);
-
 /* ---- signals ------------------------------------------------------------ */
 
 typedef struct belt__sig belt__sig;

@@ -48,6 +48,7 @@
 #include "belt/error.h"
 #include "app/broker/submit.h"
 #include "cli/run.h"
+#include "util/clock.h"
 
 #define WINDOW 4096          /* jobs out at once (see the essay) */
 #define BATCH 512            /* jobs per pipelined publish */
@@ -322,7 +323,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
         return rc == BELT_ENOMEM || rc == BELT_ESYS ? 1 : 2;
     }
 
-    int64_t t0 = belt__cli_now();
+    int64_t t0 = belt__now_mono();
     belt__progress_init(&e->progress, !o->quiet && isatty(STDERR_FILENO),
                         src->total, t0);
     const char *results_path = o->results_path;
@@ -379,7 +380,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
         while ((u = src->unrun(src->ctx)) != NULL)
             take(e, u, NULL, 0);
         gather(e);
-        int64_t now = belt__cli_now();
+        int64_t now = belt__now_mono();
         if (e->n_retry > 0 && now >= e->retry_at_ns)
             publish(e, now);
         if (e->broken)
@@ -397,7 +398,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
         /* About to wait: the lines taken so far go out first. */
         if (belt__out_write_lines(e->out) != 0)
             e->failed_io = true;
-        now = belt__cli_now();
+        now = belt__now_mono();
         int64_t wait = belt__progress_wait_ns(&e->progress, now);
         if (e->n_retry > 0) {
             int64_t w = e->retry_at_ns - now;
@@ -411,7 +412,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
             received(e, v);
         while (belt_chan_try_recv(e->results, &v) == BELT_OK)
             received(e, v);
-        now = belt__cli_now();
+        now = belt__now_mono();
         belt__progress_draw(&e->progress, e->stats, e->in_flight, now, false);
         belt__submit_progress(e->sub, e->taken, e->failed, now);
     }
@@ -449,7 +450,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
                 "%s\n", msg);
     }
     uint64_t dups = belt__submit_duplicates(e->sub);
-    int64_t wall = belt__cli_now() - t0;
+    int64_t wall = belt__now_mono() - t0;
     belt__progress_clear(&e->progress);
     if (!o->quiet) {
         belt__stats_summary(e->stats, stderr, wall, NULL, 0);

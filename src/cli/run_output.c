@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli/run.h"
+#include "util/fd.h"
 
 struct belt__out {
     int res_fd;              /* results, or -1 */
@@ -55,21 +56,6 @@ struct belt__out {
     size_t n, cap;
     belt__progress *progress;
 };
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static bool same_file(const char *a, const char *b)
 {
@@ -143,7 +129,7 @@ static int write_results(belt__out *w, const char *text, size_t len)
         return w->res_failed ? -1 : 0;
     if (w->res_fd == STDOUT_FILENO && isatty(STDOUT_FILENO))
         belt__progress_clear(w->progress);
-    if (write_all(w->res_fd, text, len) == 0)
+    if (belt__write_full(w->res_fd, text, len, -1) == BELT_OK)
         return 0;
     belt__progress_clear(w->progress);
     fprintf(stderr, "belt run: writing results to %s: %s\n", w->res_name,
@@ -322,7 +308,7 @@ static void copy_fd(int fd, int out)
         if (n <= 0)
             break;
         off += n;
-        if (write_all(out, buf, (size_t)n) != 0)
+        if (belt__write_full(out, buf, (size_t)n, -1) != BELT_OK)
             break; /* the reader went away; nothing better to do */
     }
 }
@@ -332,9 +318,9 @@ void belt__copy_group_output(belt_result *r)
     if (r->out_fd >= 0)
         copy_fd(r->out_fd, STDOUT_FILENO);
     else if (r->out && r->out_len)
-        write_all(STDOUT_FILENO, r->out, r->out_len);
+        belt__write_full(STDOUT_FILENO, r->out, r->out_len, -1);
     if (r->err_fd >= 0)
         copy_fd(r->err_fd, STDERR_FILENO);
     else if (r->err && r->err_len)
-        write_all(STDERR_FILENO, r->err, r->err_len);
+        belt__write_full(STDERR_FILENO, r->err, r->err_len, -1);
 }

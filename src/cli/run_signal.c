@@ -61,6 +61,7 @@
 #include "belt/chan.h"
 #include "belt/job.h"
 #include "cli/run.h"
+#include "util/clock.h"
 
 /* What the handler writes: one message per signal; signo 0 stops the
  * thread (belt__sig_stop). */
@@ -84,9 +85,7 @@ static int sig_pipe_wfd = -1;
 static void on_signal(int signo)
 {
     int saved = errno;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    struct sig_msg m = {(int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, signo};
+    struct sig_msg m = {belt__now_mono(), signo};
     if (sig_pipe_wfd >= 0) {
         ssize_t n = write(sig_pipe_wfd, &m, sizeof m);
         (void)n; /* pipe full: a signal is already pending anyway */

@@ -36,6 +36,7 @@
 #include "app/broker/broker.h"
 #include "cli/cli.h"
 #include "cli/run.h"
+#include "util/clock.h"
 
 static void worker_usage(FILE *out)
 {
@@ -147,7 +148,7 @@ static void *sig_thread(void *arg)
             continue;
         /* signalfd has no arrival stamp: the read time stands in (a signal
          * already pending when the repeat came is merged by the kernel). */
-        int64_t now = belt__cli_now();
+        int64_t now = belt__now_mono();
         if (caught > 0 && (int)si.ssi_signo == first &&
             now - first_ns < BELT__SIG_REPEAT_NS)
             continue; /* the same request, forwarded twice (run_signal.c) */

@@ -30,6 +30,9 @@
 #include <stdio.h>
 
 #include "belt/config.h"
+#include "config/jsonload.h"
+#include "util/buf.h"
+#include "util/hash.h"
 
 /* At most this many matrix keys per job (they index a 64-bit mask). */
 #define BELT__MAX_KEYS 32
@@ -37,39 +40,6 @@
 /* Work allowed to resolve "after" patterns (fnmatch calls plus dependency
  * edges stored) before the config is rejected as too costly. */
 #define BELT__DEP_BUDGET 20000000u
-
-/* ---- a growable string buffer ----------------------------------------- */
-
-/* On allocation failure `oom` is set and later appends do nothing; the
- * contents so far stay NUL-terminated. */
-typedef struct belt__buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} belt__buf;
-
-void belt__buf_add(belt__buf *b, const char *s, size_t n);
-void belt__buf_adds(belt__buf *b, const char *s);
-void belt__buf_addc(belt__buf *b, char c);
-void belt__buf_addf(belt__buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void belt__buf_free(belt__buf *b);
-
-/* Appends what is left of f to b.  Returns 0, or the errno of a read error
- * (EIO when errno says nothing); running out of memory sets b->oom. */
-int belt__buf_read(belt__buf *b, FILE *f);
-
-static inline void belt__buf_clear(belt__buf *b)
-{
-    b->len = 0;
-    if (b->p != NULL)
-        b->p[0] = '\0';
-}
-
-static inline const char *belt__buf_str(const belt__buf *b)
-{
-    return b->p != NULL ? b->p : "";
-}
 
 /* ---- templates -------------------------------------------------------- */
 
@@ -157,9 +127,6 @@ void belt__job_id(belt__buf *out, const belt__tpl *t, uint64_t point,
 /* Appends the id of job seq. */
 void belt__seq_id(belt__buf *out, const belt_config *cfg, uint64_t seq);
 
-/* A 64-bit hash of s[0..n) (FNV-1a, then a murmur3 finaliser). */
-uint64_t belt__hash(const char *s, size_t n);
-
 /* The sub-point of dep d for the point with these digits of template t. */
 uint64_t belt__dep_sub(const belt__tpl *t, const belt__dep *d,
                        const size_t *digits);
@@ -214,117 +181,6 @@ int64_t belt__index_find(const belt_config *cfg, belt__index *ix,
                          const char *s, size_t n);
 
 void belt__index_free(belt__index *ix);
-
-/* ---- errors with JSON paths ------------------------------------------- */
-
-/* A JSON path: keys and array indices from the root. */
-typedef struct belt__jpath {
-    struct {
-        const char *key;      /* NULL: an array index */
-        size_t index;
-    } seg[8];
-    int n;
-} belt__jpath;
-
-/* What the loader passes around while validating. */
-typedef struct belt__lctx {
-    const char *text;         /* the JSON text, to locate errors in */
-    size_t len;
-    belt_config_error *err;   /* may be NULL */
-    belt_config *cfg;
-} belt__lctx;
-
-/* Fills c->err (source already set) with the path p (NULL: root), its
- * line and column in the text, and the formatted text.  When at_key the
- * error is about the last key of p itself (unknown, badly named): the
- * position is the key's and the path printed is its object's.  Returns
- * BELT_ECONFIG. */
-int belt__fail(belt__lctx *c, const belt__jpath *p, bool at_key,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Sets e->text to raw with control characters escaped (\n, \t, \xHH), so
- * that the message stays one line (jansson quotes input in its errors). */
-void belt__error_text(belt_config_error *e, const char *raw);
-
-/* p (NULL: the root) extended by object key `key` (borrowed: it must
- * outlive the path) or by array index i.  A path already 8 deep is returned
- * unchanged.  Can't fail. */
-belt__jpath belt__jp_key(const belt__jpath *p, const char *key);
-belt__jpath belt__jp_idx(const belt__jpath *p, size_t i);
-
-/* Stores 0, 0, "" and "out of memory" in e (may be NULL).  Returns
- * BELT_ENOMEM. */
-int belt__fail_oom(belt_config_error *e);
-
-/* Whether s is one of the NULL-terminated list. */
-bool belt__in_list(const char *s, const char *const *list);
-
-/* Writes the NULL-terminated list as "a, b, c" into buf (truncated to
- * size).  Can't fail: on allocation failure buf is left empty. */
-void belt__list_join(char *buf, size_t size, const char *const *list);
-
-/* The JSON type of v as an error message names it: "object", "array",
- * "string", "integer", "number", "boolean" or "null". */
-struct json_t;
-const char *belt__jtype(const struct json_t *v);
-
-/* A name other tools use for one of our keys, suggested before edit
- * distance. */
-typedef struct belt__alias {
-    const char *alias, *key;
-} belt__alias;
-
-/* The hint for unknown key `key` of an object whose keys are `allowed`: the
- * last alias of `key` whose target is allowed, else belt__suggest(), else
- * NULL. */
-const char *belt__key_hint(const char *key, const char *const *allowed,
-                           const belt__alias *aliases, size_t naliases);
-
-/* Writes the text of an error about an unknown name into buf (truncated to
- * size): 'unknown <what> "<name>" (did you mean "<hint>"?)' where hint is
- * the one given or, when NULL, belt__suggest(name, known); with no hint,
- * 'unknown <what> "<name>" (expected one of: <known, joined>)'.  Can't
- * fail. */
-void belt__unknown_text(char *buf, size_t size, const char *what,
-                        const char *name, const char *const *known,
-                        const char *hint);
-
-/* belt__fail(c, p, at_key, ...) with the text of belt__unknown_text().
- * Returns BELT_ECONFIG. */
-int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
-                       const char *what, const char *name,
-                       const char *const *known, const char *hint);
-
-/* Clears e, sets its source and, unless NULL, its text.  Can't fail. */
-void belt__error_start(belt_config_error *e, const char *source,
-                       const char *text);
-
-/* The first step of every file loader: starts e for path and reads the
- * whole file into b (empty, the caller's; freed on failure).  Returns
- * BELT_OK, or with e's text set: BELT_EINVAL (path NULL: "no config file
- * given"), BELT_ENOENT ("cannot open: ..." / "cannot read: ..."),
- * BELT_ENOMEM. */
-int belt__config_read(const char *path, belt__buf *b, belt_config_error *e);
-
-/* Parses text[0..len) as any JSON value, duplicate keys rejected.  Returns
- * the tree (the caller's reference), or NULL with e's line, column and text
- * set from jansson's error (e's source is left alone). */
-struct json_t *belt__json_parse(const char *text, size_t len,
-                                belt_config_error *e);
-
-/* Writes path p as "jobs[3].env.NAME" (keys that are not plain words as
- * ["key"]) into buf.  Can't fail. */
-void belt__jpath_format(const belt__jpath *p, char *buf, size_t size);
-
-/* Finds the value (or, if at_key, the key) at p in a JSON text that jansson
- * parsed, and stores its 1-based line and column (in characters, as jansson
- * counts).  Stores 0, 0 when it cannot be found.  Can't fail. */
-void belt__json_locate(const char *text, size_t len, const belt__jpath *p,
-                       bool at_key, int *line, int *column);
-
-/* The candidate closest to word (optimal string alignment distance, case
- * ignored) if close enough to be a plausible typo, else NULL. */
-const char *belt__suggest(const char *word, const char *const *cands);
 
 /* config/deps.c: resolves every "after" pattern into groups and checks
  * for unknown dependencies and cycles.  ix indexes every job.  Returns

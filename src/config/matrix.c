@@ -32,89 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- buffers ------------------------------------------------------------ */
-
-static bool buf_grow(belt__buf *b, size_t extra)
-{
-    if (b->oom)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void belt__buf_add(belt__buf *b, const char *s, size_t n)
-{
-    if (!buf_grow(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void belt__buf_adds(belt__buf *b, const char *s)
-{
-    belt__buf_add(b, s, strlen(s));
-}
-
-void belt__buf_addc(belt__buf *b, char c)
-{
-    belt__buf_add(b, &c, 1);
-}
-
-void belt__buf_addf(belt__buf *b, const char *fmt, ...)
-{
-    char small[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof small) {
-        belt__buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!buf_grow(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-int belt__buf_read(belt__buf *b, FILE *f)
-{
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        belt__buf_add(b, chunk, n);
-    return ferror(f) ? (errno != 0 ? errno : EIO) : 0;
-}
-
-void belt__buf_free(belt__buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->oom = false;
-}
-
 /* ---- templates and points ---------------------------------------------- */
 
 const belt__tpl *belt__tpl_of(const belt_config *cfg, uint64_t seq)
@@ -230,21 +147,6 @@ void belt__seq_id(belt__buf *out, const belt_config *cfg, uint64_t seq)
     uint64_t point = seq - t->first;
     belt__digits(t, point, digits);
     belt__job_id(out, t, point, digits);
-}
-
-uint64_t belt__hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
 }
 
 uint64_t belt__dep_sub(const belt__tpl *t, const belt__dep *d,

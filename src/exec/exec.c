@@ -39,30 +39,6 @@
 
 /* ---- small helpers shared by the executor's files ----------------------- */
 
-static int64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * BELT__NS_PER_S + ts.tv_nsec;
-}
-
-int64_t belt__now_mono(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-int64_t belt__now_real(void)
-{
-    return clock_ns(CLOCK_REALTIME);
-}
-
-int64_t belt__add_sat(int64_t a, int64_t b)
-{
-    if (b <= 0)
-        return a;
-    return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
 void belt__set_error(belt_result *r, const char *fmt, ...)
 {
     va_list ap;
@@ -87,18 +63,6 @@ void belt__set_error(belt_result *r, const char *fmt, ...)
     r->error = msg;
 }
 
-void belt__format_duration(int64_t ns, char *buf, size_t size)
-{
-    if (ns % BELT__NS_PER_S == 0)
-        snprintf(buf, size, "%llds", (long long)(ns / BELT__NS_PER_S));
-    else if (ns % BELT__NS_PER_MS == 0 && ns < 10 * BELT__NS_PER_S)
-        snprintf(buf, size, "%lldms", (long long)(ns / BELT__NS_PER_MS));
-    else if (ns < BELT__NS_PER_MS)
-        snprintf(buf, size, "%lldns", (long long)ns);
-    else
-        snprintf(buf, size, "%.3fs", (double)ns / 1e9);
-}
-
 static uint64_t splitmix64(uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -121,16 +85,14 @@ static bool wait_until(belt__cancel *cancel, int64_t deadline)
             return false;
         if (cancel != NULL && cancel->wake_fd >= 0) {
             int64_t d = deadline - now;
-            struct timespec ts = { (time_t)(d / BELT__NS_PER_S),
-                                   (long)(d % BELT__NS_PER_S) };
+            struct timespec ts = belt__timespec(d);
             struct pollfd p = { .fd = cancel->wake_fd, .events = POLLIN };
             if (ppoll(&p, 1, &ts, NULL) >= 0 || errno == EINTR || errno == EAGAIN)
                 continue;
             /* ppoll itself failed (ENOMEM): sleep without the wake-up rather
              * than spin; cancel is seen at the deadline. */
         }
-        struct timespec abs = { (time_t)(deadline / BELT__NS_PER_S),
-                                (long)(deadline % BELT__NS_PER_S) };
+        struct timespec abs = belt__timespec(deadline);
         (void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &abs, NULL);
     }
 }
@@ -182,7 +144,7 @@ static void run_sleep(const belt_job *job, belt__cancel *cancel,
 static void run_spin(const belt_job *job, belt__cancel *cancel,
                      belt_result *r, belt_attempt *a, int64_t t0)
 {
-    int64_t cpu_end = belt__add_sat(clock_ns(CLOCK_THREAD_CPUTIME_ID),
+    int64_t cpu_end = belt__add_sat(belt__clock_ns(CLOCK_THREAD_CPUTIME_ID),
                                     job->duration_ns);
     int64_t tdl = job->timeout_ns > 0 ? belt__add_sat(t0, job->timeout_ns)
                                       : INT64_MAX;
@@ -195,7 +157,7 @@ static void run_spin(const belt_job *job, belt__cancel *cancel,
             belt__set_error(r, "canceled");
             return;
         }
-        if (clock_ns(CLOCK_THREAD_CPUTIME_ID) >= cpu_end) {
+        if (belt__clock_ns(CLOCK_THREAD_CPUTIME_ID) >= cpu_end) {
             a->status = BELT_JOB_OK;
             a->exit_code = 0;
             return;

@@ -8,27 +8,21 @@
 #include <stdint.h>
 
 #include "exec/exec.h"
+#include "util/clock.h"
+#include "util/fd.h"
 
-#define BELT__NS_PER_MS ((int64_t)1000000)
-#define BELT__NS_PER_S ((int64_t)1000000000)
 #define BELT__DEFAULT_OUTPUT_LIMIT ((size_t)1 << 20)
 #define BELT__DEFAULT_KILL_GRACE_NS (2 * BELT__NS_PER_S)
 #define BELT__DEFAULT_RETRY_MAX_NS (30 * BELT__NS_PER_S)
 
 /* ---- exec/exec.c: time, errors, waiting --------------------------------- */
 
-int64_t belt__now_mono(void);
-int64_t belt__now_real(void);
-/* a + b for a time and a non-negative span, saturating at INT64_MAX. */
-int64_t belt__add_sat(int64_t a, int64_t b);
 
 /* Replaces r->error with a formatted message.  When memory runs out the
  * error is left NULL (the status still tells what happened). */
 void belt__set_error(belt_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Writes a short human form of a span ("200ms", "2s", "1.5s") into buf. */
-void belt__format_duration(int64_t ns, char *buf, size_t size);
 
 /* ---- exec/output.c: where a child's stdout or stderr goes --------------- */
 
@@ -70,11 +64,6 @@ void belt__sink_drain(belt__sink *s);
 void belt__sink_finish(belt__sink *s, belt_result *r);
 /* Releases whatever s still holds.  Idempotent. */
 void belt__sink_close(belt__sink *s);
-
-/* Returns fd itself when it is >= 3, else a close-on-exec duplicate >= 3
- * (closing fd), so that the child's dup2() onto 0-2 can't clobber it and
- * really clears close-on-exec.  -1 (fd closed, errno set) on failure. */
-int belt__fd_above_stdio(int fd);
 
 /* ---- exec/spawn.c: one attempt of an exec job --------------------------- */
 

@@ -25,6 +25,8 @@
  */
 #include "exec/internal.h"
 
+#include "belt/error.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,17 +47,6 @@ void belt__sink_init(belt__sink *s, int stream)
     s->mode = BELT_OUTPUT_INHERIT;
     s->child_fd = -1;
     s->read_fd = -1;
-}
-
-int belt__fd_above_stdio(int fd)
-{
-    if (fd < 0 || fd > 2)
-        return fd;
-    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return nfd;
 }
 
 static void close_fd(int *fd)
@@ -304,23 +295,10 @@ static void keep(belt__sink *s, const char *data, size_t n)
  * for this stream; the job goes on. */
 static void pass(belt__sink *s, const char *data, size_t n)
 {
-    while (n > 0 && !s->write_failed) {
-        ssize_t w = write(s->stream, data, n);
-        if (w > 0) {
-            data += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && errno == EAGAIN) {
-            /* belt's fd is non-blocking and full: wait until it drains
-             * (back-pressure on this job, as a blocking fd would give). */
-            struct pollfd p = { .fd = s->stream, .events = POLLOUT };
-            if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                s->write_failed = true;
-        } else {
-            s->write_failed = true;
-        }
-    }
+    /* belt's fd may be non-blocking: a full one is waited for (back-pressure
+     * on this job, as a blocking fd would give). */
+    if (!s->write_failed && belt__write_full(s->stream, data, n, -1) != BELT_OK)
+        s->write_failed = true;
 }
 
 static void hold(belt__sink *s, const char *data, size_t n)

@@ -204,14 +204,6 @@ static int reap(pid_t pid, int *wstatus)
     }
 }
 
-static struct timespec span_ts(int64_t ns)
-{
-    if (ns < 0)
-        ns = 0;
-    struct timespec ts = { (time_t)(ns / BELT__NS_PER_S), (long)(ns % BELT__NS_PER_S) };
-    return ts;
-}
-
 /* Waits for child `pid` while moving its output, stops it on timeout or
  * cancel, reaps it, and fills a's status and r->error. */
 static void wait_child(pid_t pid, const belt_job *job, const belt__cmd *cmd,
@@ -260,7 +252,7 @@ static void wait_child(pid_t pid, const belt_job *job, const belt__cmd *cmd,
                                               : kill_at;
         struct timespec ts, *tsp = NULL;
         if (wake_at != INT64_MAX) {
-            ts = span_ts(wake_at - belt__now_mono());
+            ts = belt__timespec(wake_at - belt__now_mono());
             tsp = &ts;
         }
         int k = ppoll(p, (nfds_t)n, tsp, NULL);

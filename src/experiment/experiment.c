@@ -38,7 +38,7 @@
 
 #include "belt/error.h"
 #include "belt/pool.h"
-#include "config/internal.h"
+#include "config/jsonload.h"
 #include "pool/policy.h"
 
 #include <errno.h>

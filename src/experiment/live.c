@@ -53,8 +53,9 @@
 
 #include "belt/error.h"
 #include "belt/pool.h"
-#include "config/internal.h"
+#include "util/buf.h"
 #include "pool/policy.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -81,13 +82,6 @@ typedef struct live_run {
     size_t submitted;      /* see the top: written before the NULL */
     int submit_error;      /* first submit failure, or BELT_OK */
 } live_run;
-
-static int64_t now(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- step 1: the workload ----------------------------------------------- */
 
@@ -170,7 +164,7 @@ static void *arrivals(void *arg)
     int rc = BELT_OK;
     for (; i < r->n; i++) {
         int64_t at = r->t0_mono + (int64_t)llround(r->arrival[i] * 1e9);
-        struct timespec ts = { (time_t)(at / 1000000000), (long)(at % 1000000000) };
+        struct timespec ts = belt__timespec(at);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
         if ((rc = belt_pool_submit(r->pool, &r->jobs[i])) != BELT_OK)
@@ -369,7 +363,7 @@ int belt__live_run(const belt__exp_point *pt, uint64_t seed,
     }
 
     /* T0 a little ahead, so that the first arrival is not already late. */
-    int64_t m0 = now(CLOCK_MONOTONIC), rl = now(CLOCK_REALTIME);
+    int64_t m0 = belt__clock_ns(CLOCK_MONOTONIC), rl = belt__clock_ns(CLOCK_REALTIME);
     r.t0_mono = m0 + 20000000;
     r.t0_real = rl + 20000000;
     pthread_t th;

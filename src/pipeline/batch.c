@@ -36,6 +36,7 @@
  * takes.
  */
 #include "pipeline/internal.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -217,13 +218,6 @@ int belt__batch_add_lines(belt__pbatch *b, const char *s, size_t n,
 
 /* ---- edges -------------------------------------------------------------- */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int belt__edge_send(belt__pipeline *p, belt__edge *e, belt__pbatch *b)
 {
     int64_t ignored = 0;
@@ -238,13 +232,13 @@ int belt__edge_send_t(belt__pipeline *p, belt__edge *e, belt__pbatch *b,
     int rc = belt_chan_try_send(e->ch, &b);
     if (rc == BELT_FULL) {
         /* Blocked by a full channel: the consumer is the slow one. */
-        int64_t t0 = mono_ns();
+        int64_t t0 = belt__now_mono();
         if (busy != NULL)
             atomic_fetch_sub_explicit(busy, 1, memory_order_relaxed);
         rc = belt_chan_send(e->ch, &b);
         if (busy != NULL)
             atomic_fetch_add_explicit(busy, 1, memory_order_relaxed);
-        int64_t dt = mono_ns() - t0;
+        int64_t dt = belt__now_mono() - t0;
         atomic_fetch_add_explicit(&e->full_ns, dt, memory_order_relaxed);
         *blocked_ns += dt;
     }
@@ -352,7 +346,7 @@ int belt__edge_send_many(belt__pipeline *p, belt__edge *e, belt__pbatch **b,
             sent += k;
             continue;
         }
-        int64_t t0 = mono_ns();
+        int64_t t0 = belt__now_mono();
         if (cap >= ROOM_MIN_CAP && e->room_init) {
             rc = room_wait(e);
         } else {
@@ -360,7 +354,7 @@ int belt__edge_send_many(belt__pipeline *p, belt__edge *e, belt__pbatch **b,
             rc = belt_chan_send_many(e->ch, b + sent, n - sent, &k);
             sent += k;
         }
-        int64_t dt = mono_ns() - t0;
+        int64_t dt = belt__now_mono() - t0;
         atomic_fetch_add_explicit(&e->full_ns, dt, memory_order_relaxed);
         *blocked_ns += dt;
     }

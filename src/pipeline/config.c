@@ -14,7 +14,7 @@
  *
  * No global mutable state: the key tables are constant.
  */
-#include "config/internal.h"
+#include "config/jsonload.h"
 #include "pipeline/internal.h"
 
 #include <errno.h>

@@ -25,7 +25,8 @@
  * is reported (without dropping anything: everything was written).
  */
 #include "pipeline/internal.h"
-#include "config/internal.h"
+#include "util/buf.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -259,7 +260,6 @@ int belt__source_start(belt__pipeline *p)
 typedef struct sink {
     belt__pipeline *p;
     int fd;
-    bool nonblock;             /* a command's pipe: write with poll */
     char *buf;
     size_t len;
     int err;                   /* errno of a failed write, or 0 */
@@ -275,29 +275,13 @@ static void sink_flush(sink *k)
 {
     if (k->len == 0 || k->err != 0)
         return;
-    int rc;
-    if (k->nonblock) {
-        rc = belt__write_all(k->p, k->fd, k->buf, k->len);
-        if (rc == BELT_ECANCELED) {
-            k->err = ECANCELED;
-            k->len = 0;
-            return;
-        }
-    } else {
-        rc = BELT_OK;
-        const char *s = k->buf;
-        size_t n = k->len;
-        while (n > 0) {
-            ssize_t w = write(k->fd, s, n);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                rc = BELT_EIO;
-                break;
-            }
-            s += w;
-            n -= (size_t)w;
-        }
+    /* A command's pipe is non-blocking: the wait for room also ends when
+     * the pipeline is stopped NOW.  A file or stdout is written blocking. */
+    int rc = belt__write_full(k->fd, k->buf, k->len, k->p->now.wake_fd);
+    if (rc == BELT_ECANCELED) {
+        k->err = ECANCELED;
+        k->len = 0;
+        return;
     }
     if (rc != BELT_OK) {
         k->err = errno != 0 ? errno : EIO;
@@ -356,7 +340,6 @@ static void *sink_main(void *arg)
             goto out;
         }
         k.fd = pr.in_fd;
-        k.nonblock = true;
     }
 
     for (;;) {

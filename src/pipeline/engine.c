@@ -31,7 +31,8 @@
  * atomics (each exact on its own; a snapshot is a set of separate reads).
  */
 #include "pipeline/internal.h"
-#include "config/internal.h"
+#include "util/buf.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -43,13 +44,6 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- creating ----------------------------------------------------------- */
 
@@ -344,7 +338,7 @@ int belt__pipeline_start(belt__pipeline *p)
     if (p == NULL || p->started)
         return BELT_EINVAL;
     p->started = true;
-    p->t_start = mono_ns();
+    p->t_start = belt__now_mono();
     const belt__pipeline_config *cfg = p->cfg;
 
     /* Load plugins and set up builtins before any thread exists. */
@@ -425,7 +419,7 @@ int belt__pipeline_wait(belt__pipeline *p, int64_t timeout_ns)
     }
     struct timespec dl;
     if (timeout_ns > 0) {
-        int64_t t = mono_ns() + timeout_ns;
+        int64_t t = belt__now_mono() + timeout_ns;
         dl.tv_sec = (time_t)(t / 1000000000);
         dl.tv_nsec = (long)(t % 1000000000);
     }
@@ -459,7 +453,7 @@ int belt__pipeline_wait(belt__pipeline *p, int64_t timeout_ns)
         p->dl_file = NULL;
     }
     pthread_mutex_unlock(&p->dl_mu);
-    atomic_store(&p->t_end, mono_ns());
+    atomic_store(&p->t_end, belt__now_mono());
     pthread_mutex_lock(&p->mu);
     p->outcome = compute_outcome(p);
     p->joined = true;
@@ -565,7 +559,7 @@ void belt__pipeline_stats_get(const belt__pipeline *cp, belt__pipeline_stats *st
     st->sink_items = LD(p->sink_items);
     st->dead_letters = LD(p->dead);
     st->sink_full_ns = LD(p->edge[p->nstages].full_ns);
-    int64_t t0 = LD(p->t_start), t1 = fin ? LD(p->t_end) : mono_ns();
+    int64_t t0 = LD(p->t_start), t1 = fin ? LD(p->t_end) : belt__now_mono();
     st->elapsed_ns = t0 > 0 ? t1 - t0 : 0;
     st->nstages = p->nstages;
     for (size_t i = 0; st->stage != NULL && i < p->nstages; i++) {

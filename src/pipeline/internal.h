@@ -369,13 +369,6 @@ int belt__proc_spawn(belt__proc *pr, char *const *argv, bool want_in,
 void belt__proc_finish(belt__proc *pr, int *wstatus);
 /* Describes a wait status: "exit 1", "signal 9 (Killed)". */
 void belt__wstatus_text(int wstatus, char *buf, size_t size);
-/* Writes all of buf to the nonblocking fd, waiting in poll() on fd and on
- * the pipeline's NOW token.  BELT_OK, BELT_EIO (errno set: EPIPE when the
- * reader is gone), BELT_ECANCELED. */
-int belt__write_all(belt__pipeline *p, int fd, const char *buf, size_t len);
-/* The same for the iovcnt buffers of iov (at most IOV_MAX), written with
- * writev; iov is used up (changed) on the way. */
-int belt__writev_all(belt__pipeline *p, int fd, struct iovec *iov, int iovcnt);
 /* Builds the argv of a stage's command (sh -c run, or argv), with "{}"
  * replaced by item (shell-quoted in run) when item is not NULL.  The
  * result is one allocation (free() it); NULL when memory runs out. */

@@ -14,8 +14,9 @@
  * belt__proc_finish().
  */
 #include "pipeline/internal.h"
-#include "exec/internal.h"
-#include "config/internal.h"
+#include "util/clock.h"
+#include "util/fd.h"
+#include "util/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -179,52 +180,6 @@ void belt__wstatus_text(int ws, char *buf, size_t size)
         snprintf(buf, size, "signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
     else
         snprintf(buf, size, "wait status %d", ws);
-}
-
-int belt__write_all(belt__pipeline *p, int fd, const char *buf, size_t len)
-{
-    struct iovec iov = { .iov_base = (char *)buf, .iov_len = len };
-    return belt__writev_all(p, fd, &iov, 1);
-}
-
-int belt__writev_all(belt__pipeline *p, int fd, struct iovec *iov, int iovcnt)
-{
-    for (;;) {
-        while (iovcnt > 0 && iov->iov_len == 0) {
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt == 0)
-            break;
-        ssize_t k = writev(fd, iov, iovcnt);
-        if (k > 0) {
-            /* Skip what went out; a buffer cut in the middle goes on
-             * from where it was cut. */
-            size_t done = (size_t)k;
-            while (iovcnt > 0 && done > 0 && done >= iov->iov_len) {
-                done -= iov->iov_len;
-                iov->iov_len = 0;
-                iov++;
-                iovcnt--;
-            }
-            if (done > 0) {
-                iov->iov_base = (char *)iov->iov_base + done;
-                iov->iov_len -= done;
-            }
-            continue;
-        }
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno != EAGAIN)
-            return BELT_EIO;
-        struct pollfd pf[2] = { { .fd = fd, .events = POLLOUT },
-                                { .fd = p->now.wake_fd, .events = POLLIN } };
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            return BELT_EIO;
-        if (belt__cancel_fired(&p->now))
-            return BELT_ECANCELED;
-    }
-    return BELT_OK;
 }
 
 /* Appends s[0..n) as one sh word: '...' with ' written as '\''. */

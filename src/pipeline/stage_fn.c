@@ -17,6 +17,7 @@
  * Outputs of a batch that took over SLOW_BATCH_NS are flushed at once.
  */
 #include "pipeline/internal.h"
+#include "util/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,13 +26,6 @@
 /* A batch that took longer than this sends its outputs at once (else
  * they wait for a full batch or for the input to run dry). */
 #define SLOW_BATCH_NS ((int64_t)50 * 1000000)
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void fail_item(belt__stage *st, void *ctx, const char *item, size_t len,
                       int code)
@@ -88,7 +82,7 @@ static void *fn_worker(void *arg)
         atomic_fetch_add_explicit(&st->c.busy, 1, memory_order_relaxed);
         o.busy = &st->c.busy; /* lowered while a send blocks */
         atomic_fetch_add_explicit(&st->c.in, b->n, memory_order_relaxed);
-        int64_t t0 = mono_ns(), blocked0 = o.blocked_ns;
+        int64_t t0 = belt__now_mono(), blocked0 = o.blocked_ns;
         uint64_t filtered = 0;
         for (uint32_t i = 0; i < b->n && o.err == 0; i++) {
             size_t len;
@@ -106,7 +100,7 @@ static void *fn_worker(void *arg)
             }
             belt__out_between(&o);
         }
-        int64_t dt = mono_ns() - t0 - (o.blocked_ns - blocked0);
+        int64_t dt = belt__now_mono() - t0 - (o.blocked_ns - blocked0);
         atomic_fetch_add_explicit(&st->c.filtered, filtered, memory_order_relaxed);
         atomic_fetch_add_explicit(&st->c.busy_ns, dt, memory_order_relaxed);
         belt__scount_time(&st->c, b->n ? dt / b->n : 0, b->n);

@@ -21,8 +21,9 @@
  * other item would fail the same way.
  */
 #include "pipeline/internal.h"
-#include "config/internal.h"
-#include "exec/internal.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <poll.h>

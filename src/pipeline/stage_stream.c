@@ -43,8 +43,9 @@
  * are not tied to inputs).
  */
 #include "pipeline/internal.h"
-#include "config/internal.h"
-#include "exec/internal.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -116,7 +117,7 @@ static void *writer_main(void *arg)
             iov[i] = (struct iovec){ .iov_base = b[i]->data, .iov_len = b[i]->len };
         }
         atomic_fetch_add_explicit(&st->c.in, n, memory_order_relaxed);
-        int rc = belt__writev_all(p, w->in_fd, iov, k);
+        int rc = belt__writev_full(w->in_fd, iov, k, p->now.wake_fd);
         for (int i = 0; i < k; i++)
             belt__batch_put(&p->pool, b[i]);
         if (rc == BELT_EIO) {

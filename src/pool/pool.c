@@ -102,6 +102,7 @@
 #include "exec/exec.h"
 #include "pool/policy.h"
 #include "pool/internal.h"
+#include "util/clock.h"
 
 /* Default queue depth per worker.  Deep enough that the dispatcher and the
  * workers rarely have to park and wake each other (which costs more than a
@@ -111,13 +112,6 @@
 /* pool_worker and struct belt_pool: pool/internal.h. */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static int64_t now_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The load view's accessor over the pool's counters. */
 unsigned belt__pool_worker_load(const void *ctx, unsigned i)
@@ -328,7 +322,7 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
     belt__policy_params params = { .d = o->d };
     uint64_t seed = o->seed;
     if (seed == 0) /* "any": differs between runs and between pools */
-        seed = (uint64_t)now_ns(CLOCK_MONOTONIC) ^ (uint64_t)(uintptr_t)p;
+        seed = (uint64_t)belt__clock_ns(CLOCK_MONOTONIC) ^ (uint64_t)(uintptr_t)p;
     int rc = pol->init(&p->pstate, n, seed, &params);
     if (rc != BELT_OK) {
         p->pstate = NULL;
@@ -439,7 +433,7 @@ int belt_pool_submit(belt_pool *p, const belt_job *job)
     belt_result *r = belt_result_new(job);
     if (r == NULL)
         return BELT_ENOMEM;
-    r->queued_ns = now_ns(CLOCK_REALTIME);
+    r->queued_ns = belt__clock_ns(CLOCK_REALTIME);
 
     pool_worker *w = NULL;
     belt_chan *ch = p->shared;

@@ -6,7 +6,7 @@
  * stream programs (exit early, block-buffer) reported without hanging,
  * stops, and bounded memory.  And the engine's parts on their own: batches
  * of lines (their layout, belt__batch_add_lines), a worker's output in
- * burst mode, an edge's wait for room, belt__writev_all.
+ * burst mode, an edge's wait for room, belt__writev_full.
  *
  * The plugin stages come from tests/unit/plugin_test.c, built as
  * $top_builddir/tests/unit/.libs/plugin_test.so.  Sizes shrink with
@@ -14,7 +14,8 @@
  */
 #include "test_util.h"
 
-#include "config/internal.h"
+#include "util/buf.h"
+#include "util/fd.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/internal.h"
 
@@ -1235,7 +1236,7 @@ START_TEST(test_writev_all)
         iov[i] = (struct iovec){ .iov_base = data[i], .iov_len = len };
         belt__buf_add(&want, data[i], len);
     }
-    ck_assert_int_eq(belt__writev_all(&g.p, fds[1], iov, NIOV), BELT_OK);
+    ck_assert_int_eq(belt__writev_full(fds[1], iov, NIOV, g.p.now.wake_fd), BELT_OK);
     close(fds[1]);
     pthread_join(th, NULL);
     close(fds[0]);

@@ -59,7 +59,7 @@
 
 #include "belt/error.h"
 #include "app/broker/submit.h"
-#include "config/internal.h" /* belt__hash: the program links libbelt_core */
+#include "util/hash.h"
 
 #define BLOCK_MS 2000          /* XREAD BLOCK: at most this long per call */
 #define DEL_MAX 1024           /* ids deleted per XDEL */

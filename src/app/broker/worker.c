@@ -92,6 +92,7 @@
 #include "belt/error.h"
 #include "belt/pool.h"
 #include "app/broker/broker.h"
+#include "util/clock.h"
 
 #define HEARTBEAT_NS (2 * INT64_C(1000000000))
 #define BATCH_MAX 512 /* results per publisher round trip */
@@ -146,13 +147,6 @@ struct belt__broker_worker {
     int fatal;           /* publisher: BELT_ECONFIG when it gave up */
     char fatal_msg[512];
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void logf_(belt__broker_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -622,7 +616,7 @@ static void *publisher_main(void *arg)
             int64_t took = rs[i]->attempts > 0 ? rs[i]->duration_ns : 0;
             atomic_store(&w->avg_job_ns, avg < 0 ? took
                                                  : avg + (took - avg) / 8);
-            atomic_store(&w->last_result_ns, mono_ns());
+            atomic_store(&w->last_result_ns, belt__now_mono());
             size_t k = b->count++;
             b->r[k] = rs[i];
             b->t[k] = t;
@@ -1034,7 +1028,7 @@ static unsigned current_cap(belt__broker_worker *w)
      * after short ones), so start again without read-ahead.  Caller holds
      * mu (inflight). */
     if (w->inflight == 0 &&
-        mono_ns() - atomic_load(&w->last_result_ns) > PREFETCH_STALE_NS)
+        belt__now_mono() - atomic_load(&w->last_result_ns) > PREFETCH_STALE_NS)
         return w->slots;
     if (avg < 1000)
         avg = 1000;
@@ -1052,15 +1046,11 @@ static unsigned wait_slots(belt__broker_worker *w, int64_t deadline,
     pthread_mutex_lock(&w->mu);
     unsigned cap = current_cap(w);
     while (w->inflight >= cap && !atomic_load(&w->stopping)) {
-        int64_t now = mono_ns();
+        int64_t now = belt__now_mono();
         if (now >= deadline)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
-                     (deadline - now);
-        ts.tv_sec = (time_t)(at / 1000000000);
-        ts.tv_nsec = (long)(at % 1000000000);
+        belt__deadline(&ts, deadline - now);
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
     unsigned free_slots = w->inflight < cap ? cap - w->inflight : 0;
@@ -1091,7 +1081,7 @@ static int reader_reconnect(belt__broker_worker *w, const char *why,
 /* The reader loop; returns BELT_OK when stopped, or a fatal code. */
 static int reader_loop(belt__broker_worker *w, char *msg, size_t n)
 {
-    int64_t now = mono_ns();
+    int64_t now = belt__now_mono();
     int64_t next_hb = now, next_refresh = now + w->visibility_ns / 3;
     int64_t next_reclaim = now; /* at start: orphans of a crashed worker */
     char err[512];
@@ -1106,7 +1096,7 @@ static int reader_loop(belt__broker_worker *w, char *msg, size_t n)
         unsigned free_slots = wait_slots(w, deadline, &inflight);
         if (atomic_load(&w->stopping))
             break;
-        now = mono_ns();
+        now = belt__now_mono();
         if (now >= next_hb) {
             rc = heartbeat(w, inflight);
             next_hb = now + HEARTBEAT_NS;
@@ -1132,7 +1122,7 @@ static int reader_loop(belt__broker_worker *w, char *msg, size_t n)
                             PREFETCH_STALE_NS + 1000000;
             if (inflight == 0 && free_slots > w->slots && stale < deadline)
                 deadline = stale;
-            int64_t block = deadline - mono_ns();
+            int64_t block = deadline - belt__now_mono();
             rc = read_new(w, free_slots, block, err, sizeof err);
         }
         if (rc == BELT_OK) {

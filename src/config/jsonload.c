@@ -1,4 +1,5 @@
-/* config/locate.c: turning a validation failure into one clear line.
+/* config/jsonload.c: what every JSON loader of belt shares (config/jsonload.h),
+ * and turning a validation failure into one clear line.
  *
  * jansson gives line and column only for syntax errors: its values keep no
  * position.  For every other error we know the JSON path of the offending
@@ -12,14 +13,10 @@
  * Also here: the path builders and printer ("jobs[3].env.PATH", odd keys
  * as ["a b"]), the error formatter, the small helpers every JSON loader
  * (config/load.c, pipeline/config.c, experiment/experiment.c) shares to parse
- * its text and word its errors (type names, the "unknown key" text), and the
- * "did you mean" helper, which picks the closest candidate by optimal string
- * alignment distance (Levenshtein plus adjacent transpositions), ignoring
- * case, and offers it only when the distance is small for the word's length
- * (1 up to 3 characters, 2 up to 8, 3 beyond) and smaller than the word
- * itself.
+ * its text and word its errors (type names, the "unknown key" text, with
+ * a "did you mean" from util/suggest.h).
  */
-#include "config/internal.h"
+#include "config/jsonload.h"
 
 #include "belt/error.h"
 
@@ -502,55 +499,4 @@ char *belt_config_error_format(const belt_config_error *err, char *buf,
     snprintf(buf, size, "%s%s: %s%s%s", err->source, pos, err->path,
              err->path[0] != '\0' ? ": " : "", err->text);
     return buf;
-}
-
-/* ---- suggestions -------------------------------------------------------- */
-
-#define SUGGEST_MAX 64
-
-static size_t osa(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n >= SUGGEST_MAX || m >= SUGGEST_MAX)
-        return SIZE_MAX;
-    size_t d[SUGGEST_MAX + 1][SUGGEST_MAX + 1];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= n; i++) {
-        for (size_t j = 1; j <= m; j++) {
-            char x = (char)tolower((unsigned char)a[i - 1]);
-            char y = (char)tolower((unsigned char)b[j - 1]);
-            size_t cost = x == y ? 0 : 1;
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 &&
-                x == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == y &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    }
-    return d[n][m];
-}
-
-const char *belt__suggest(const char *word, const char *const *cands)
-{
-    size_t len = strlen(word);
-    size_t limit = len <= 3 ? 1 : len <= 8 ? 2 : 3;
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; cands[i] != NULL; i++) {
-        size_t d = osa(word, cands[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    return (best != NULL && best_d <= limit && best_d < len) ? best : NULL;
 }
