@@ -52,40 +52,11 @@
 #include <jansson.h>
 
 #include "app/report.h"
+#include "util/buf.h"
+#include "util/json.h"
+#include "util/shell.h"
 
 /* ---- strings ----------------------------------------------------------- */
-
-size_t belt__utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 /* A JSON string holding the n bytes at s, with invalid UTF-8 replaced by
  * U+FFFD.  NULL when memory runs out. */
@@ -281,13 +252,11 @@ char *belt__format_time(int64_t ns, char *buf, size_t size)
 
 /* ---- writing a record --------------------------------------------------- */
 
-/* The record being written: a malloc'd buffer grown with belt__reserve.
- * Once memory runs out `oom` is set and every later write is dropped, so the
- * writers need no error paths; the caller checks `oom` at the end. */
+/* The record being written: a string buffer (util/buf.h).  Once memory
+ * runs out b.oom is set and every later write is dropped, so the writers
+ * need no error paths; the caller checks b.oom at the end. */
 typedef struct rec {
-    char *buf;
-    size_t len, cap;
-    bool oom;
+    belt__buf b;
     /* The text of the second last written (a record's times are mostly in
      * the same second): valid when have_second. */
     bool have_second;
@@ -298,22 +267,15 @@ typedef struct rec {
 /* Makes room for n more bytes.  False (and oom set) when there is none. */
 static inline bool room(rec *o, size_t n)
 {
-    if (o->cap - o->len >= n)
-        return true;
-    if (o->oom || n > SIZE_MAX - o->len - 1 ||
-        belt__reserve(&o->buf, &o->cap, o->len + n) != 0) {
-        o->oom = true;
-        return false;
-    }
-    return true;
+    return belt__buf_reserve(&o->b, n);
 }
 
 static inline void put(rec *o, const char *s, size_t n)
 {
     if (!room(o, n))
         return;
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
+    memcpy(o->b.p + o->b.len, s, n);
+    o->b.len += n;
 }
 
 #define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
@@ -321,16 +283,8 @@ static inline void put(rec *o, const char *s, size_t n)
 /* A JSON integer as jansson prints json_int_t ("%lld"). */
 static void put_int(rec *o, int64_t v)
 {
-    char tmp[24];
-    char *end = tmp + sizeof tmp, *p = end;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        *--p = '-';
-    put(o, p, (size_t)(end - p));
+    if (room(o, 20))
+        o->b.len = (size_t)(belt__put_i64(o->b.p + o->b.len, v) - o->b.p);
 }
 
 /* A time as a JSON string, or null when ns <= 0 (not set). */
@@ -342,7 +296,7 @@ static void put_time(rec *o, int64_t ns)
     }
     if (!room(o, ISO_TIME_LEN + 2))
         return;
-    char *p = o->buf + o->len;
+    char *p = o->b.p + o->b.len;
     int64_t secs;
     int ms;
     split_ns(ns, &secs, &ms);
@@ -355,7 +309,7 @@ static void put_time(rec *o, int64_t ns)
         memcpy(p + 1, o->second_text, SECOND_LEN);
         iso_millis(ms, p + 1 + SECOND_LEN);
         p[ISO_TIME_LEN + 1] = '"';
-        o->len += ISO_TIME_LEN + 2;
+        o->b.len += ISO_TIME_LEN + 2;
         return;
     }
     char tmp[48];
@@ -413,7 +367,7 @@ static void put_ms(rec *o, int64_t ns)
     char b[32];
     int n = snprintf(b, sizeof b, "%.12g", (double)us / 1000.0);
     if (n < 0 || (size_t)n >= sizeof b - 3) {
-        o->oom = true; /* can't happen: at most 18 characters */
+        o->b.oom = true; /* can't happen: at most 18 characters */
         return;
     }
     const char *point = localeconv()->decimal_point;
@@ -440,146 +394,13 @@ static void put_ms(rec *o, int64_t ns)
     put(o, b, len);
 }
 
-/* How each byte is written inside a JSON string: 0 as it is; 'u' as
- * \u00XX; another letter or '"' or '\\' as that character after a backslash;
- * 1 for the first byte of a multi-byte UTF-8 sequence or an invalid byte. */
-static const unsigned char byte_class[256] = {
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* DEL is kept */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-/* A mask with the high bit set in each of the 8 bytes of w that is not
- * written as it is (below 0x20, '"', '\\', 0x80 and above), from the "has a
- * byte less than n" and "has a zero byte" tests of Sean Anderson's Bit
- * Twiddling Hacks.  A borrow only starts at a byte that matches, so the
- * mask is never zero when one does, and its lowest-addressed bit on a
- * little-endian machine is a byte that matches (higher bytes can be false
- * positives, and on a big-endian machine lower ones: harmless, put_str
- * copies such a byte as it is). */
-static inline uint64_t special_mask(uint64_t w)
-{
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    return (w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) |
-            ((b - ONES) & ~b)) & HIGHS;
-}
-
-/* Index (0..7, in memory order) of the first byte flagged in a non-zero
- * special_mask. */
-static inline size_t first_flagged(uint64_t m)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (size_t)__builtin_clzll(m) / 8;
-#else
-    return (size_t)__builtin_ctzll(m) / 8;
-#endif
-}
-
-/* The n bytes at s as a JSON string, written as jansson's dump writes the
- * string json_bytes would make of them: valid UTF-8 kept (that includes
- * DEL and '/'), each byte of an invalid sequence replaced by U+FFFD, and the
- * escapes \" \\ \b \f \n \r \t, other control characters (NUL too) as
- * \u00XX with upper-case hex.
- *
- * Room is made for the quotes and every byte copied once; an escape or a
- * replacement, which writes more than it reads, first makes room for its
- * extra bytes plus everything still to come, so `d` never passes the end. */
-static void put_str(rec *o, const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    if (n > SIZE_MAX - 2 || !room(o, n + 2))
-        return;
-    char *d = o->buf + o->len;
-    *d++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        if (n - i >= 8) {
-            /* Eight bytes at a time up to the first one that needs a look
-             * (storing all eight is safe: there is room for n - i). */
-            uint64_t w;
-            memcpy(&w, u + i, 8);
-            memcpy(d, &w, 8);
-            uint64_t m = special_mask(w);
-            if (m == 0) {
-                d += 8;
-                i += 8;
-                continue;
-            }
-            size_t f = first_flagged(m);
-            d += f;
-            i += f;
-        }
-        unsigned char c = u[i], k = byte_class[c];
-        if (k == 0) {
-            *d++ = (char)c;
-            i++;
-            continue;
-        }
-        if (k == 1) {
-            if (c >= 0xC2 && c <= 0xDF && i + 1 < n &&
-                (u[i + 1] & 0xC0) == 0x80) {
-                /* Two-byte sequences (Latin, Greek, Cyrillic...) inline. */
-                d[0] = (char)c;
-                d[1] = (char)u[i + 1];
-                d += 2;
-                i += 2;
-                continue;
-            }
-            size_t l = belt__utf8_len(u + i, n - i);
-            if (l != 0) {
-                memcpy(d, u + i, l);
-                d += l;
-                i += l;
-                continue;
-            }
-        }
-        /* Writes up to 6 bytes for 1: room for that and the rest. */
-        o->len = (size_t)(d - o->buf);
-        if (!room(o, 6 + (n - i - 1) + 1))
-            return;
-        d = o->buf + o->len;
-        i++;
-        if (k == 1) {
-            memcpy(d, "\xEF\xBF\xBD", 3);
-            d += 3;
-        } else if (k == 'u') {
-            memcpy(d, "\\u00", 4);
-            d[4] = (char)('0' + (c >> 4));
-            d[5] = "0123456789ABCDEF"[c & 15];
-            d += 6;
-        } else {
-            d[0] = '\\';
-            d[1] = (char)k;
-            d += 2;
-        }
-    }
-    *d++ = '"';
-    o->len = (size_t)(d - o->buf);
-}
-
 /* n bytes at s as a string, or null when s is NULL. */
 static void put_bytes_or_null(rec *o, const char *s, size_t n)
 {
     if (s == NULL)
         PUT_LIT(o, "null");
     else
-        put_str(o, s, n);
+        belt__json_add_str(&o->b, s, n);
 }
 
 static void put_str_or_null(rec *o, const char *s)
@@ -628,7 +449,7 @@ static void put_result(rec *o, const belt_result *r)
 {
     const char *id = r->job && r->job->id ? r->job->id : "";
     PUT_LIT(o, "{\"id\":");
-    put_str(o, id, strlen(id));
+    belt__json_add_str(&o->b, id, strlen(id));
     PUT_LIT(o, ",\"seq\":");
     put_int(o, (int64_t)r->seq);
     PUT_LIT(o, ",");
@@ -667,7 +488,7 @@ static void put_result(rec *o, const belt_result *r)
     PUT_LIT(o, ",\"error\":");
     put_str_or_null(o, r->error);
     PUT_LIT(o, ",\"attempt_log\":[");
-    for (unsigned i = 0; r->attempt_log && i < r->attempts && !o->oom; i++) {
+    for (unsigned i = 0; r->attempt_log && i < r->attempts && !o->b.oom; i++) {
         const belt_attempt *a = &r->attempt_log[i];
         if (i > 0)
             PUT_LIT(o, ",");
@@ -696,21 +517,21 @@ int belt__report_result_append(char **buf, size_t *len, size_t *cap,
         est = add_sat(est, add_sat(r->out_len, r->out_len / 8));
     if (r->err)
         est = add_sat(est, add_sat(r->err_len, r->err_len / 8));
-    rec o = {.buf = *buf, .len = *len, .cap = *cap};
+    rec o = {.b = {.p = *buf, .len = *len, .cap = *cap}};
     if (room(&o, est))
         put_result(&o, r);
-    if (!o.oom)
-        o.oom = !room(&o, 1);
+    if (!o.b.oom)
+        o.b.oom = !room(&o, 1);
     /* The buffer may have moved even when it then ran out. */
-    *buf = o.buf;
-    *cap = o.cap;
-    if (o.oom) {
+    *buf = o.b.p;
+    *cap = o.b.cap;
+    if (o.b.oom) {
         if (*buf != NULL && *cap > *len)
             (*buf)[*len] = '\0';
         return -1;
     }
-    o.buf[o.len] = '\0';
-    *len = o.len;
+    o.b.p[o.b.len] = '\0';
+    *len = o.b.len;
     return 0;
 }
 
@@ -809,57 +630,6 @@ char *belt__report_job_line(const belt_job *job, size_t *len)
     return dump_line(o, len);
 }
 
-int belt__reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-    char *nb = realloc(*buf, ncap);
-    if (nb == NULL)
-        return -1;
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
-int belt__shell_quote_append(char **buf, size_t *len, size_t *cap,
-                             const char *arg, size_t arg_len)
-{
-    /* Worst case: every byte is a quote (4 bytes), plus two quotes, NUL. */
-    if (arg_len > (SIZE_MAX - *len - 3) / 4)
-        return -1;
-    if (belt__reserve(buf, cap, *len + arg_len * 4 + 3) != 0)
-        return -1;
-    char *p = *buf + *len;
-    *p++ = '\'';
-    for (size_t i = 0; i < arg_len; i++) {
-        if (arg[i] == '\'') {
-            memcpy(p, "'\\''", 4);
-            p += 4;
-        } else {
-            *p++ = arg[i];
-        }
-    }
-    *p++ = '\'';
-    *p = '\0';
-    *len = (size_t)(p - *buf);
-    return 0;
-}
-
-/* True when s needs no quoting for /bin/sh. */
-static bool shell_plain(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    "0123456789-_./=:,+@%", *s))
-            return false;
-    return true;
-}
-
 char *belt__job_command(const belt_job *job)
 {
     if (job->kind != BELT_JOB_EXEC) {
@@ -875,28 +645,17 @@ char *belt__job_command(const belt_job *job)
         return strdup(job->run);
     if (job->argv == NULL)
         return strdup("");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    belt__buf b = { 0 };
     for (size_t i = 0; job->argv[i]; i++) {
-        const char *a = job->argv[i];
-        size_t al = strlen(a);
-        /* Room for a separator and the plain form. */
-        if (belt__reserve(&buf, &cap, len + al + 2) != 0) {
-            free(buf);
-            return NULL;
-        }
         if (i > 0)
-            buf[len++] = ' ';
-        buf[len] = '\0';
-        if (shell_plain(a)) {
-            memcpy(buf + len, a, al + 1);
-            len += al;
-        } else if (belt__shell_quote_append(&buf, &len, &cap, a, al) != 0) {
-            free(buf);
-            return NULL;
-        }
+            belt__buf_addc(&b, ' ');
+        belt__sh_word(&b, job->argv[i], strlen(job->argv[i]));
     }
-    return buf ? buf : strdup("");
+    if (b.oom) {
+        belt__buf_free(&b);
+        return NULL;
+    }
+    return b.p != NULL ? b.p : strdup("");
 }
 
 /* ---- job log ----------------------------------------------------------- */

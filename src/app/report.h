@@ -51,23 +51,7 @@ char *belt__format_time(int64_t ns, char *buf, size_t size);
  * malloc'd string or NULL when memory runs out. */
 char *belt__job_command(const belt_job *job);
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
- * (overlong forms, surrogates and values above U+10FFFF are invalid, as in
- * RFC 3629 and jansson).  NUL counts as valid (one byte); since NUL is no
- * continuation byte, a NUL-terminated string may pass n = 4 safely. */
-size_t belt__utf8_len(const unsigned char *s, size_t n);
 
-/* Makes the malloc'd buffer *buf (capacity *cap; NULL, 0 to start) hold at
- * least need bytes, growing it by doubling.  Returns 0, or -1 when memory
- * runs out (*buf and *cap unchanged, still the caller's). */
-int belt__reserve(char **buf, size_t *cap, size_t need);
-
-/* Appends `arg` to the buffer at *buf (length *len, capacity *cap,
- * reallocated as needed) quoted for /bin/sh: inside single quotes, with each
- * ' written as '\''.  The buffer stays NUL-terminated.  Returns 0, or -1 when
- * memory runs out (the buffer is unchanged and still the caller's). */
-int belt__shell_quote_append(char **buf, size_t *len, size_t *cap,
-                             const char *arg, size_t arg_len);
 
 /* ---- GNU parallel's --joblog format ------------------------------------ */
 

@@ -45,6 +45,8 @@
 
 #include "belt/error.h"
 #include "cli/run.h"
+#include "util/buf.h"
+#include "util/shell.h"
 
 #define FEED_CAP 64
 
@@ -77,38 +79,27 @@ struct quick {
 
 char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    belt__buf b = { 0 };
     bool placed = false;
     const char *p = cmd;
     for (;;) {
         const char *hole = strstr(p, "{}");
-        size_t lit = hole ? (size_t)(hole - p) : strlen(p);
-        if (belt__reserve(&buf, &cap, len + lit + 2) != 0) {
-            free(buf);
-            return NULL;
-        }
-        memcpy(buf + len, p, lit);
-        len += lit;
-        buf[len] = '\0';
+        belt__buf_add(&b, p, hole ? (size_t)(hole - p) : strlen(p));
         if (hole == NULL)
             break;
-        if (belt__shell_quote_append(&buf, &len, &cap, arg, arg_len) != 0) {
-            free(buf);
-            return NULL;
-        }
+        belt__sh_quote(&b, arg, arg_len);
         placed = true;
         p = hole + 2;
     }
     if (!placed) {
-        buf[len++] = ' ';
-        buf[len] = '\0';
-        if (belt__shell_quote_append(&buf, &len, &cap, arg, arg_len) != 0) {
-            free(buf);
-            return NULL;
-        }
+        belt__buf_addc(&b, ' ');
+        belt__sh_quote(&b, arg, arg_len);
     }
-    return buf;
+    if (b.oom) {
+        belt__buf_free(&b);
+        return NULL;
+    }
+    return b.p != NULL ? b.p : strdup("");
 }
 
 /* Next item into *item (not terminated; valid until the next call).

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli/run.h"
+#include "util/buf.h"
 #include "util/fd.h"
 
 struct belt__out {

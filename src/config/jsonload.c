@@ -17,6 +17,7 @@
  * a "did you mean" from util/suggest.h).
  */
 #include "config/jsonload.h"
+#include "util/json.h"
 
 #include "belt/error.h"
 
@@ -116,52 +117,6 @@ static void ws(scan *s)
         s->i++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static unsigned hex4(const scan *s, size_t at)
-{
-    unsigned v = 0;
-    for (size_t k = 0; k < 4; k++) {
-        int h = at + k < s->n ? hexval(s->t[at + k]) : -1;
-        if (h < 0)
-            return 0;
-        v = v * 16 + (unsigned)h;
-    }
-    return v;
-}
-
-static void put_utf8(belt__buf *b, unsigned cp)
-{
-    char u[4];
-    if (cp < 0x80) {
-        belt__buf_addc(b, (char)cp);
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        belt__buf_add(b, u, 2);
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        belt__buf_add(b, u, 3);
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        belt__buf_add(b, u, 4);
-    }
-}
-
 /* Reads the string at s->i (a '"'), decoding it into out when out is
  * non-NULL; leaves s->i after the closing quote. */
 static void read_string(scan *s, belt__buf *out)
@@ -175,32 +130,17 @@ static void read_string(scan *s, belt__buf *out)
             s->i++;
             continue;
         }
-        char e = s->i + 1 < s->n ? s->t[s->i + 1] : '\0';
-        s->i += 2;
-        if (out == NULL) {
-            continue;
-        }
-        switch (e) {
-        case 'b': belt__buf_addc(out, '\b'); break;
-        case 'f': belt__buf_addc(out, '\f'); break;
-        case 'n': belt__buf_addc(out, '\n'); break;
-        case 'r': belt__buf_addc(out, '\r'); break;
-        case 't': belt__buf_addc(out, '\t'); break;
-        case 'u': {
-            unsigned cp = hex4(s, s->i);
-            s->i += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && s->i + 1 < s->n &&
-                s->t[s->i] == '\\' && s->t[s->i + 1] == 'u') {
-                unsigned lo = hex4(s, s->i + 2);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    s->i += 6;
-                }
-            }
-            put_utf8(out, cp);
-            break;
-        }
-        default: belt__buf_addc(out, e); break;
+        /* The text is valid JSON (jansson parsed it), so the escape is
+         * too; should it not be, its backslash and letter are skipped. */
+        const unsigned char *at = (const unsigned char *)s->t + s->i + 1;
+        const unsigned char *end = (const unsigned char *)s->t + s->n;
+        uint32_t cp = 0;
+        const unsigned char *next = belt__json_unescape(at, end, &cp);
+        s->i = next != NULL ? (size_t)(next - (const unsigned char *)s->t)
+                            : s->i + 2;
+        if (out != NULL && next != NULL) {
+            char u[4];
+            belt__buf_add(out, u, (size_t)(belt__utf8_put(u, cp) - u));
         }
     }
     s->i++; /* the closing quote */

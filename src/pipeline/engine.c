@@ -32,6 +32,7 @@
  */
 #include "pipeline/internal.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -177,40 +178,17 @@ void belt__pipe_note(belt__pipeline *p, int outcome, const char *fmt, ...)
 
 /* ---- dead letters ------------------------------------------------------- */
 
-/* Appends s[0..n) as a JSON string body (escaped, without quotes). */
-static void add_json(belt__buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            belt__buf_addc(b, '\\');
-            belt__buf_addc(b, (char)c);
-        } else if (c == '\n') {
-            belt__buf_adds(b, "\\n");
-        } else if (c == '\t') {
-            belt__buf_adds(b, "\\t");
-        } else if (c < 0x20 || c == 0x7f) {
-            char u[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
-            belt__buf_adds(b, u);
-        } else {
-            belt__buf_addc(b, (char)c);
-        }
-    }
-}
-
 void belt__dead_letter(belt__pipeline *p, belt__stage *st, const char *item,
                        size_t len, const char *reason, const char *extra)
 {
     atomic_fetch_add_explicit(&st->c.failed, 1, memory_order_relaxed);
     belt__buf b = { 0 };
-    belt__buf_adds(&b, "{\"stage\": \"");
-    add_json(&b, st->cfg->name, strlen(st->cfg->name));
-    belt__buf_adds(&b, "\", \"item\": \"");
-    add_json(&b, item, len);
-    belt__buf_adds(&b, "\", \"reason\": \"");
-    add_json(&b, reason, strlen(reason));
-    belt__buf_addc(&b, '"');
+    belt__buf_adds(&b, "{\"stage\": ");
+    belt__json_add_str(&b, st->cfg->name, strlen(st->cfg->name));
+    belt__buf_adds(&b, ", \"item\": ");
+    belt__json_add_str(&b, item, len);
+    belt__buf_adds(&b, ", \"reason\": ");
+    belt__json_add_str(&b, reason, strlen(reason));
     if (extra != NULL) {
         belt__buf_adds(&b, ", ");
         belt__buf_adds(&b, extra);

@@ -17,6 +17,7 @@
 #include "util/clock.h"
 #include "util/fd.h"
 #include "util/buf.h"
+#include "util/shell.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -182,19 +183,6 @@ void belt__wstatus_text(int ws, char *buf, size_t size)
         snprintf(buf, size, "wait status %d", ws);
 }
 
-/* Appends s[0..n) as one sh word: '...' with ' written as '\''. */
-static void add_quoted(belt__buf *b, const char *s, size_t n)
-{
-    belt__buf_addc(b, '\'');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'')
-            belt__buf_adds(b, "'\\''");
-        else
-            belt__buf_addc(b, s[i]);
-    }
-    belt__buf_addc(b, '\'');
-}
-
 /* Appends t with every "{}" replaced by the item (quoted if asked). */
 static void add_subst(belt__buf *b, const char *t, const char *item, size_t len,
                       bool quote)
@@ -202,7 +190,7 @@ static void add_subst(belt__buf *b, const char *t, const char *item, size_t len,
     for (const char *s = t; *s != '\0'; s++) {
         if (item != NULL && s[0] == '{' && s[1] == '}') {
             if (quote)
-                add_quoted(b, item, len);
+                belt__sh_quote(b, item, len);
             else
                 belt__buf_add(b, item, len);
             s++;

@@ -8,33 +8,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool buf_grow(belt__buf *b, size_t extra)
+int belt__reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    char *nb = realloc(*buf, ncap);
+    if (nb == NULL)
+        return -1;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+bool belt__buf_reserve(belt__buf *b, size_t extra)
 {
     if (b->oom)
         return false;
-    if (b->len + extra + 1 <= b->cap)
+    if (b->cap - b->len > extra)
         return true;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
+    if (extra > SIZE_MAX - b->len - 1 ||
+        belt__reserve(&b->p, &b->cap, b->len + extra + 1) != 0) {
         b->oom = true;
         return false;
     }
-    b->p = p;
-    b->cap = cap;
     return true;
 }
 
 void belt__buf_add(belt__buf *b, const char *s, size_t n)
 {
-    if (!buf_grow(b, n))
+    if (!belt__buf_reserve(b, n))
         return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -64,7 +69,7 @@ void belt__buf_addf(belt__buf *b, const char *fmt, ...)
         belt__buf_add(b, small, (size_t)n);
         return;
     }
-    if (!buf_grow(b, (size_t)n))
+    if (!belt__buf_reserve(b, (size_t)n))
         return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);

@@ -27,6 +27,10 @@ void belt__buf_addc(belt__buf *b, char c);
 void belt__buf_addf(belt__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Makes room for extra more bytes (and the NUL) in b.  False, with oom set,
+ * when memory runs out or b->oom was already set. */
+bool belt__buf_reserve(belt__buf *b, size_t extra);
+
 /* Frees the memory and makes b an empty buffer again.  Can't fail. */
 void belt__buf_free(belt__buf *b);
 
@@ -47,5 +51,11 @@ static inline const char *belt__buf_str(const belt__buf *b)
 {
     return b->p != NULL ? b->p : "";
 }
+
+/* The growth rule of every buffer in belt: makes the malloc'd *buf (of
+ * capacity *cap; NULL, 0 to start) hold at least need bytes, doubling from
+ * 64.  Returns 0, or -1 when memory runs out (*buf and *cap unchanged,
+ * still the caller's). */
+int belt__reserve(char **buf, size_t *cap, size_t need);
 
 #endif /* BELT_UTIL_BUF_H */

@@ -13,8 +13,8 @@
  *              control characters; any time, duration, status, exit code,
  *              signal, attempt log), on every byte value at every offset,
  *              and belt__format_time with gmtime_r + snprintf
- *   quoting    belt__shell_quote_append and belt__job_command, checked by
- *              running the quoted text through /bin/sh
+ *   quoting    belt__job_command (util/shell.h's quoting is tested in
+ *              check_util.c)
  *   joblog     header and line layout of GNU parallel's --joblog
  *   stats      counts, quantiles of the log-linear histogram (3% error)
  */
@@ -840,40 +840,6 @@ END_TEST
 
 /* ---- quoting ------------------------------------------------------------ */
 
-/* Runs `printf '%s' QUOTED` through /bin/sh and returns what it printed. */
-static char *sh_roundtrip(const char *quoted)
-{
-    char *cmd = NULL;
-    ck_assert_int_ge(asprintf(&cmd, "printf '%%s' %s", quoted), 0);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    static char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
-    free(cmd);
-    return out;
-}
-
-START_TEST(test_shell_quote)
-{
-    const char *nasty[] = {
-        "plain", "", "with space", "it's", "'", "''", "\"dq\"", "$HOME",
-        "$(echo no)", "`echo no`", "a; echo INJECTED", "back\\slash", "*",
-        "new\nline", "tab\there", "~", "!x", "{}", "-n",
-    };
-    for (size_t i = 0; i < sizeof nasty / sizeof nasty[0]; i++) {
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        ck_assert_int_eq(belt__shell_quote_append(&buf, &len, &cap, nasty[i],
-                                                  strlen(nasty[i])), 0);
-        ck_assert_uint_eq(strlen(buf), len);
-        ck_assert_str_eq(sh_roundtrip(buf), nasty[i]);
-        free(buf);
-    }
-}
-END_TEST
-
 START_TEST(test_job_command)
 {
     char *argv[] = {"printf", "%s|", "a b", "it's", "plain-word", NULL};
@@ -1019,7 +985,6 @@ static Suite *report_suite(void)
     tcase_set_timeout(tc, tu_timeout(60));
     suite_add_tcase(s, tc);
     tc = tcase_create("quoting");
-    tcase_add_test(tc, test_shell_quote);
     tcase_add_test(tc, test_job_command);
     suite_add_tcase(s, tc);
     tc = tcase_create("joblog");

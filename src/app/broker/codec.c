@@ -66,135 +66,11 @@
 #include "app/broker/broker.h"
 #include "app/broker/codec.h"
 #include "app/report.h"
+#include "util/json.h"
 
 const char *const belt__kind_names[4] = { "exec", "sleep", "spin", "noop" };
 const char *const belt__output_names[6] = { "capture", "files", "group",
                                             "lines", "inherit", "discard" };
-
-/* ---- JSON strings as jansson writes them -------------------------------- */
-
-/* The byte classes of app/broker/codec.h. */
-#define R4(c) c, c, c, c
-#define R16(c) R4(c), R4(c), R4(c), R4(c)
-const unsigned char belt__json_class[256] = {
-    /* 0x00 */ C_END, C_UNICODE, C_UNICODE, C_UNICODE, R4(C_UNICODE),
-    /* 0x08 */ C_SHORT, C_SHORT, C_SHORT, C_UNICODE,        /* \b \t \n */
-    /* 0x0C */ C_SHORT, C_SHORT, C_UNICODE, C_UNICODE,      /* \f \r */
-    /* 0x10 */ R16(C_UNICODE),
-    /* 0x20 */ C_PLAIN, C_PLAIN, C_SHORT, C_PLAIN, R4(C_PLAIN), /* '"' */
-    /* 0x28 */ R4(C_PLAIN), R4(C_PLAIN),
-    /* 0x30 */ R16(C_PLAIN), R16(C_PLAIN),
-    /* 0x50 */ R4(C_PLAIN), R4(C_PLAIN), R4(C_PLAIN),
-    /* 0x5C */ C_SHORT, C_PLAIN, C_PLAIN, C_PLAIN,          /* '\\' */
-    /* 0x60 */ R16(C_PLAIN), R16(C_PLAIN),
-    /* 0x80 */ R16(C_UTF8), R16(C_UTF8), R16(C_UTF8), R16(C_UTF8),
-    /* 0xC0 */ R16(C_UTF8), R16(C_UTF8), R16(C_UTF8), R16(C_UTF8),
-};
-#undef R4
-#undef R16
-
-/* The length of s written as a JSON string body (without the quotes), or
- * SIZE_MAX when s is not valid UTF-8. */
-static size_t escaped_len(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t len = 0;
-    for (;;) {
-        const unsigned char *run = s;
-        while (belt__json_class[*s] == C_PLAIN)
-            s++;
-        len += (size_t)(s - run);
-        switch (belt__json_class[*s]) {
-        case C_END:
-            return len;
-        case C_SHORT:
-            len += 2;
-            s++;
-            break;
-        case C_UNICODE:
-            len += 6;
-            s++;
-            break;
-        default: {
-            size_t n = belt__utf8_len(s, 4);
-            if (n == 0)
-                return SIZE_MAX;
-            len += n;
-            s += n;
-        }
-        }
-    }
-}
-
-/* Writes s (valid UTF-8: escaped_len() said so) as a JSON string with its
- * quotes at w; returns the end. */
-static char *put_escaped(char *w, const char *str)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *s = (const unsigned char *)str;
-    *w++ = '"';
-    for (;;) {
-        const unsigned char *run = s;
-        while (belt__json_class[*s] <= C_UTF8)
-            s++;
-        memcpy(w, run, (size_t)(s - run));
-        w += s - run;
-        unsigned c = *s++;
-        if (c == 0)
-            break;
-        *w++ = '\\';
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        default:
-            *w++ = 'u';
-            *w++ = '0';
-            *w++ = '0';
-            *w++ = hex[c >> 4];
-            *w++ = hex[c & 15];
-        }
-    }
-    *w++ = '"';
-    return w;
-}
-
-/* Writes v in decimal (as printf's %lld) at w; returns the end.  At most
- * 20 bytes. */
-static char *put_i64(char *w, int64_t v)
-{
-    static const char pairs[] = "00010203040506070809101112131415161718192021"
-        "222324252627282930313233343536373839404142434445464748495051525354"
-        "555657585960616263646566676869707172737475767778798081828384858687"
-        "888990919293949596979899";
-    char tmp[20];
-    size_t n = sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    if (v < 0)
-        *w++ = '-';
-    if (u < 10) {
-        *w++ = (char)('0' + u);
-        return w;
-    }
-    while (u >= 100) {
-        unsigned d = (unsigned)(u % 100) * 2;
-        u /= 100;
-        tmp[--n] = pairs[d + 1];
-        tmp[--n] = pairs[d];
-    }
-    if (u >= 10) {
-        tmp[--n] = pairs[u * 2 + 1];
-        tmp[--n] = pairs[u * 2];
-    } else {
-        tmp[--n] = (char)('0' + u);
-    }
-    memcpy(w, tmp + n, sizeof tmp - n);
-    return w + (sizeof tmp - n);
-}
 
 static char *put_lit(char *w, const char *s, size_t n)
 {
@@ -212,7 +88,7 @@ static bool size_str(size_t *size, const char *s)
 {
     if (s == NULL)
         return true;
-    size_t n = escaped_len(s);
+    size_t n = belt__json_str_len(s);
     if (n == SIZE_MAX)
         return false;
     *size += n + 2;
@@ -237,7 +113,7 @@ static char *put_strv(char *w, char *const *v)
     for (size_t i = 0; v[i] != NULL; i++) {
         if (i > 0)
             *w++ = ',';
-        w = put_escaped(w, v[i]);
+        w = belt__json_put_str(w, v[i]);
     }
     *w++ = ']';
     return w;
@@ -274,7 +150,7 @@ char *belt__broker_job_to_json(const belt_job *job)
     *w++ = '{';
     if (job->id != NULL) {
         w = PUT(w, "\"id\":");
-        w = put_escaped(w, job->id);
+        w = belt__json_put_str(w, job->id);
         *w++ = ',';
     }
     w = PUT(w, "\"kind\":\"");
@@ -282,7 +158,7 @@ char *belt__broker_job_to_json(const belt_job *job)
     *w++ = '"';
     if (job->run != NULL) {
         w = PUT(w, ",\"run\":");
-        w = put_escaped(w, job->run);
+        w = belt__json_put_str(w, job->run);
     }
     if (job->argv != NULL) {
         w = PUT(w, ",\"argv\":");
@@ -294,35 +170,35 @@ char *belt__broker_job_to_json(const belt_job *job)
     }
     if (job->cwd != NULL) {
         w = PUT(w, ",\"cwd\":");
-        w = put_escaped(w, job->cwd);
+        w = belt__json_put_str(w, job->cwd);
     }
     if (job->stdin_path != NULL) {
         w = PUT(w, ",\"stdin_path\":");
-        w = put_escaped(w, job->stdin_path);
+        w = belt__json_put_str(w, job->stdin_path);
     }
     w = PUT(w, ",\"duration_ns\":");
-    w = put_i64(w, job->duration_ns);
+    w = belt__put_i64(w, job->duration_ns);
     w = PUT(w, ",\"timeout_ns\":");
-    w = put_i64(w, job->timeout_ns);
+    w = belt__put_i64(w, job->timeout_ns);
     w = PUT(w, ",\"kill_grace_ns\":");
-    w = put_i64(w, job->kill_grace_ns);
+    w = belt__put_i64(w, job->kill_grace_ns);
     w = PUT(w, ",\"retries\":");
-    w = put_i64(w, (int64_t)job->retries);
+    w = belt__put_i64(w, (int64_t)job->retries);
     w = PUT(w, ",\"retry_delay_ns\":");
-    w = put_i64(w, job->retry_delay_ns);
+    w = belt__put_i64(w, job->retry_delay_ns);
     w = PUT(w, ",\"retry_max_delay_ns\":");
-    w = put_i64(w, job->retry_max_delay_ns);
+    w = belt__put_i64(w, job->retry_max_delay_ns);
     w = PUT(w, ",\"output\":\"");
     w = put_lit(w, output, strlen(output));
     *w++ = '"';
     w = PUT(w, ",\"output_limit\":");
-    w = put_i64(w, (int64_t)job->output_limit);
+    w = belt__put_i64(w, (int64_t)job->output_limit);
     if (job->output_dir != NULL) {
         w = PUT(w, ",\"output_dir\":");
-        w = put_escaped(w, job->output_dir);
+        w = belt__json_put_str(w, job->output_dir);
     }
     w = PUT(w, ",\"seq\":");
-    w = put_i64(w, (int64_t)job->seq);
+    w = belt__put_i64(w, (int64_t)job->seq);
     *w++ = '}';
     *w = '\0';
     return out;
@@ -572,7 +448,7 @@ char *belt__broker_result_json(const belt_result *r, const char *host,
     const char *hs = host != NULL ? host : "";
     const char *ws = worker_id != NULL ? worker_id : "";
     const char *at = strstr(line, key);
-    size_t hl = escaped_len(hs), wl = escaped_len(ws);
+    size_t hl = belt__json_str_len(hs), wl = belt__json_str_len(ws);
     char *out = NULL;
     if (at != NULL && hl != SIZE_MAX && wl != SIZE_MAX) {
         size_t head = (size_t)(at - line), klen = sizeof key - 1;
@@ -583,11 +459,11 @@ char *belt__broker_result_json(const belt_result *r, const char *host,
         if (out != NULL) {
             char *w = put_lit(out, line, head);
             w = PUT(w, "\"worker\":");
-            w = put_escaped(w, ws);
+            w = belt__json_put_str(w, ws);
             w = PUT(w, ",\"host\":");
-            w = put_escaped(w, hs);
+            w = belt__json_put_str(w, hs);
             w = PUT(w, ",\"delivery\":");
-            w = put_i64(w, (int64_t)delivery);
+            w = belt__put_i64(w, (int64_t)delivery);
             w = put_lit(w, at + klen, tail);
             *w = '\0';
             if (len != NULL)

@@ -24,12 +24,6 @@ extern const char *const belt__kind_names[4];
 extern const char *const belt__output_names[6];
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* What each byte is inside a JSON string, for jansson's dump.c: written as
- * it is (C_PLAIN; C_UTF8 after a UTF-8 check), as a two-byte escape \" \\
- * \b \f \n \r \t (C_SHORT), as \u00XX (C_UNICODE), or the end (C_END).  The
- * decoder reads it the other way: C_PLAIN bytes stand for themselves. */
-enum { C_PLAIN, C_UTF8, C_SHORT, C_UNICODE, C_END };
-extern const unsigned char belt__json_class[256];
 
 /* The fast path: returns BELT_OK with *out set, BELT_ENOMEM, or 1 when it
  * gives up (the text is not in the encoder's shape); then nothing is

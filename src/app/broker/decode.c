@@ -26,6 +26,7 @@
 #include "app/broker/broker.h"
 #include "app/broker/codec.h"
 #include "app/report.h"
+#include "util/json.h"
 
 /* ---- decoding: the fast path -------------------------------------------- */
 
@@ -82,79 +83,13 @@ static inline const char *skip_prefix(const char *p, const char *s)
     return *s == '\0' ? p : NULL;
 }
 
-static int hex4(const unsigned char *s, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = s[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
-            return -1; /* also stops at a NUL */
-        v = v << 4 | d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* The escape sequence at s (just after the backslash): stores the code point
- * it stands for in *cp and returns the first byte after it, or NULL for
- * what the fast path leaves to jansson (unknown escape, \u0000, a surrogate
- * that is not a high one followed by a low one). */
+/* The escape sequence at s (just after the backslash), as
+ * belt__json_unescape() decodes it, except that \u0000 is left to jansson
+ * too (a string of ours never holds a NUL). */
 static const unsigned char *unescape(const unsigned char *s, uint32_t *cp)
 {
-    switch (*s) {
-    case '"': case '\\': case '/': *cp = *s; return s + 1;
-    case 'b': *cp = '\b'; return s + 1;
-    case 'f': *cp = '\f'; return s + 1;
-    case 'n': *cp = '\n'; return s + 1;
-    case 'r': *cp = '\r'; return s + 1;
-    case 't': *cp = '\t'; return s + 1;
-    case 'u': break;
-    default: return NULL;
-    }
-    uint32_t v, lo;
-    if (hex4(s + 1, &v) != 0 || v == 0 || (v >= 0xDC00 && v <= 0xDFFF))
-        return NULL;
-    s += 5;
-    if (v >= 0xD800 && v <= 0xDBFF) {
-        if (s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) != 0 ||
-            lo < 0xDC00 || lo > 0xDFFF)
-            return NULL;
-        v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-        s += 6;
-    }
-    *cp = v;
-    return s;
-}
-
-static size_t utf8_len(uint32_t cp)
-{
-    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-}
-
-static char *put_utf8(char *w, uint32_t cp)
-{
-    if (cp < 0x80) {
-        *w++ = (char)cp;
-    } else if (cp < 0x800) {
-        *w++ = (char)(0xC0 | cp >> 6);
-        *w++ = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *w++ = (char)(0xE0 | cp >> 12);
-        *w++ = (char)(0x80 | (cp >> 6 & 0x3F));
-        *w++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *w++ = (char)(0xF0 | cp >> 18);
-        *w++ = (char)(0x80 | (cp >> 12 & 0x3F));
-        *w++ = (char)(0x80 | (cp >> 6 & 0x3F));
-        *w++ = (char)(0x80 | (cp & 0x3F));
-    }
-    return w;
+    s = belt__json_unescape(s, NULL, cp);
+    return s != NULL && *cp != 0 ? s : NULL;
 }
 
 /* Scans the string body at *pp (after the opening quote): on success moves
@@ -167,7 +102,7 @@ static int scan_string(const char **pp, size_t *len)
     size_t n = 0;
     for (;;) {
         const unsigned char *run = s;
-        while (belt__json_class[*s] == C_PLAIN)
+        while (belt__json_class[*s] == BELT__JC_PLAIN)
             s++;
         n += (size_t)(s - run);
         unsigned c = *s;
@@ -178,7 +113,7 @@ static int scan_string(const char **pp, size_t *len)
             s = unescape(s + 1, &cp);
             if (s == NULL)
                 return -1;
-            n += utf8_len(cp);
+            n += belt__utf8_size(cp);
         } else if (c < 0x20) {
             return -1; /* also the end of the text */
         } else {
@@ -201,7 +136,7 @@ static char *copy_string(const char **pp, char *w)
     const unsigned char *s = (const unsigned char *)*pp;
     for (;;) {
         const unsigned char *run = s;
-        while (belt__json_class[*s] <= C_UTF8) /* scanned: no control byte */
+        while (belt__json_class[*s] <= BELT__JC_UTF8) /* scanned: no control byte */
             s++;
         memcpy(w, run, (size_t)(s - run));
         w += s - run;
@@ -209,7 +144,7 @@ static char *copy_string(const char **pp, char *w)
             break;
         uint32_t cp = 0;
         s = unescape(s + 1, &cp);
-        w = put_utf8(w, cp);
+        w = belt__utf8_put(w, cp);
     }
     *pp = (const char *)s + 1;
     *w++ = '\0';
