@@ -83,6 +83,19 @@ typedef enum belt_job_status {
     BELT_JOB_CANCELED  /* not run or stopped because the run was canceled */
 } belt_job_status;
 
+/* The names of the three enumerations above, as configs, result records
+ * and the broker's wire format spell them: XX(SUFFIX, "name") in enum
+ * order (one list each, so that no table can drift from its enum; job.c
+ * checks the order at compile time). */
+#define BELT_JOB_KIND_MAP(XX)                                                 \
+    XX(EXEC, "exec") XX(SLEEP, "sleep") XX(SPIN, "spin") XX(NOOP, "noop")
+#define BELT_OUTPUT_MODE_MAP(XX)                                              \
+    XX(CAPTURE, "capture") XX(FILES, "files") XX(GROUP, "group")              \
+    XX(LINES, "lines") XX(INHERIT, "inherit") XX(DISCARD, "discard")
+#define BELT_JOB_STATUS_MAP(XX)                                               \
+    XX(OK, "ok") XX(FAILED, "failed") XX(TIMEOUT, "timeout")                  \
+    XX(SKIPPED, "skipped") XX(ERROR, "error") XX(CANCELED, "canceled")
+
 typedef struct belt_job {
     const char *id;          /* unique id, for results and dependencies */
     belt_job_kind kind;
@@ -185,9 +198,17 @@ belt_result *belt_result_new(const belt_job *job);
  * belt_result_new() or belt.  NULL is a no-op. */
 void belt_result_free(belt_result *r);
 
-/* "ok", "failed", "timeout", "skipped", "error", "canceled"; "unknown" for
- * anything else.  Can't fail. */
+/* "ok", "failed", "timeout", "skipped", "error", "canceled"
+ * (BELT_JOB_STATUS_MAP); "unknown" for anything else.  Can't fail. */
 const char *belt_job_status_name(belt_job_status s);
+
+/* "exec", "sleep", "spin", "noop" (BELT_JOB_KIND_MAP); "unknown" for
+ * anything else.  Can't fail. */
+const char *belt_job_kind_name(belt_job_kind k);
+
+/* "capture", "files", "group", "lines", "inherit", "discard"
+ * (BELT_OUTPUT_MODE_MAP); "unknown" for anything else.  Can't fail. */
+const char *belt_output_mode_name(belt_output_mode m);
 
 /* Parses a duration: a decimal number with a unit ns, us (or µs), ms, s, m,
  * h ("500ms", "1.5s", ".5s", "2m"), several of them in a row as in Go

@@ -555,30 +555,6 @@ char *belt__report_result_line(const belt_result *r, size_t *len)
     return buf;
 }
 
-static const char *kind_name(belt_job_kind k)
-{
-    switch (k) {
-    case BELT_JOB_EXEC: return "exec";
-    case BELT_JOB_SLEEP: return "sleep";
-    case BELT_JOB_SPIN: return "spin";
-    case BELT_JOB_NOOP: return "noop";
-    }
-    return "unknown";
-}
-
-static const char *output_name(belt_output_mode m)
-{
-    switch (m) {
-    case BELT_OUTPUT_CAPTURE: return "capture";
-    case BELT_OUTPUT_FILES: return "files";
-    case BELT_OUTPUT_GROUP: return "group";
-    case BELT_OUTPUT_LINES: return "lines";
-    case BELT_OUTPUT_INHERIT: return "inherit";
-    case BELT_OUTPUT_DISCARD: return "discard";
-    }
-    return "unknown";
-}
-
 char *belt__report_job_line(const belt_job *job, size_t *len)
 {
     json_t *o = json_object();
@@ -587,7 +563,7 @@ char *belt__report_job_line(const belt_job *job, size_t *len)
     int rc = 0;
     rc |= set(o, "seq", json_integer((json_int_t)job->seq));
     rc |= set(o, "id", json_str_or_null(job->id));
-    rc |= set(o, "kind", json_string(kind_name(job->kind)));
+    rc |= set(o, "kind", json_string(belt_job_kind_name(job->kind)));
     if (job->kind == BELT_JOB_EXEC) {
         if (job->run)
             rc |= set(o, "run", json_str_or_null(job->run));
@@ -622,7 +598,7 @@ char *belt__report_job_line(const belt_job *job, size_t *len)
     rc |= set(o, "timeout_ms", job->timeout_ns > 0 ? json_ms(job->timeout_ns)
                                                    : json_null());
     rc |= set(o, "retries", json_integer(job->retries));
-    rc |= set(o, "output", json_string(output_name(job->output)));
+    rc |= set(o, "output", json_string(belt_output_mode_name(job->output)));
     if (rc != 0) {
         json_decref(o);
         return NULL;
@@ -634,7 +610,7 @@ char *belt__job_command(const belt_job *job)
 {
     if (job->kind != BELT_JOB_EXEC) {
         char tmp[64], d[32];
-        snprintf(tmp, sizeof tmp, "belt:%s%s%s", kind_name(job->kind),
+        snprintf(tmp, sizeof tmp, "belt:%s%s%s", belt_job_kind_name(job->kind),
                  job->kind == BELT_JOB_NOOP ? "" : " ",
                  job->kind == BELT_JOB_NOOP
                      ? ""

@@ -32,6 +32,7 @@
  * owners.
  */
 #include "chan/internal.h"
+#include "util/rng.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -53,21 +54,15 @@ belt_op belt_op_recv(belt_chan *ch, void *out)
     return op;
 }
 
+/* The calling thread's generator for select's random start (util/rng.h),
+ * seeded on first use from its own address and the clock. */
 static uint64_t rand_next(void)
 {
-    static _Thread_local uint64_t state;
-    if (state == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        state = ((uint64_t)(uintptr_t)&state * 0x9E3779B97F4A7C15ull) ^
-                ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
-        if (state == 0)
-            state = 0x2545F4914F6CDD1Dull;
-    }
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return state * 0x2545F4914F6CDD1Dull;
+    static _Thread_local belt__rng rng;
+    if (rng.s == 0)
+        belt__rng_seed(&rng, (uint64_t)(uintptr_t)&rng ^
+                                 (uint64_t)belt__now_mono());
+    return belt__rng_next(&rng);
 }
 
 /* Fills order with a random permutation of 0..n-1 (Fisher-Yates). */

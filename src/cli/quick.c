@@ -46,6 +46,7 @@
 #include "belt/error.h"
 #include "cli/run.h"
 #include "util/buf.h"
+#include "util/cpu.h"
 #include "util/shell.h"
 
 #define FEED_CAP 64
@@ -306,7 +307,7 @@ static int quick_dry_run(struct quick *q)
 int belt__run_quick(belt__run_opts *o)
 {
     if (o->workers_arg == NULL)
-        o->workers = belt__cpus();
+        o->workers = belt__cpu_count();
     if (o->command[0] == '\0') {
         fprintf(stderr, "belt run: --command: empty command\n");
         return 2;

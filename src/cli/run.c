@@ -52,6 +52,7 @@
 #include "belt/pool.h"
 #include "cli/cli.h"
 #include "cli/run.h"
+#include "util/cpu.h"
 #include "util/suggest.h"
 #include "util/clock.h"
 
@@ -169,16 +170,10 @@ static void unknown_option(const char *arg)
                         "--help'\n", word);
 }
 
-unsigned belt__cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
-
 int belt__parse_workers(const char *text, unsigned *out, char *msg,
                         size_t msg_size)
 {
-    if (belt_parse_workers(text, belt__cpus(), out) != BELT_OK) {
+    if (belt_parse_workers(text, belt__cpu_count(), out) != BELT_OK) {
         snprintf(msg, msg_size, "-j/--workers: expected a count from 1 to %d, "
                  "0 for one per CPU, or a percentage of the CPUs from 1%% to "
                  "1000%%, not '%s'", BELT_CONFIG_MAX_WORKERS, text);
@@ -781,7 +776,7 @@ static int run_config(belt__run_opts *o)
     }
     if (o->workers_arg == NULL) {
         int w = belt_config_workers(cfg);
-        o->workers = w > 0 ? (unsigned)w : belt__cpus();
+        o->workers = w > 0 ? (unsigned)w : belt__cpu_count();
     }
     if (o->policy == NULL)
         o->policy = belt_config_policy(cfg);

@@ -50,9 +50,6 @@ typedef struct belt__run_opts {
 int belt__parse_workers(const char *text, unsigned *out, char *msg,
                         size_t msg_size);
 
-/* Online CPUs (at least 1). */
-unsigned belt__cpus(void);
-
 /* ---- the engine -------------------------------------------------------- */
 
 /* Where jobs come from.  Exactly one of next/feed is set. */

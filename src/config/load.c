@@ -32,7 +32,9 @@
 #include "config/internal.h"
 
 #include "belt/error.h"
+#include "exec/exec.h"
 #include "pool/policy.h"
+#include "util/cpu.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -62,15 +64,6 @@ static const char *const default_keys[] = {
     "retries", "retry_delay", "retry_max_delay", "output", "output_limit",
     "output_dir", NULL
 };
-
-/* Indexed by belt_job_kind. */
-static const char *const kind_names[] = { "exec", "sleep", "spin", "noop",
-                                          NULL };
-
-/* Indexed by belt_output_mode. */
-static const char *const output_names[] = { "capture", "files", "group",
-                                            "lines", "inherit", "discard",
-                                            NULL };
 
 /* Names other tools use for our keys: suggested before edit distance. */
 static const belt__alias aliases[] = {
@@ -350,9 +343,9 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
     if (strcmp(key, "kind") == 0) {
         if ((rc = want_string(c, &q, v, false, &s)) != BELT_OK)
             return rc;
-        int k = list_index(s, kind_names);
+        int k = list_index(s, belt__kind_names);
         if (k < 0)
-            return unknown_name(c, &q, "kind", s, kind_names);
+            return unknown_name(c, &q, "kind", s, belt__kind_names);
         t->kind = (belt_job_kind)k;
         return BELT_OK;
     }
@@ -409,9 +402,9 @@ static int parse_common(belt__lctx *c, const belt__jpath *p, const char *key,
     if (strcmp(key, "output") == 0) {
         if ((rc = want_string(c, &q, v, false, &s)) != BELT_OK)
             return rc;
-        int k = list_index(s, output_names);
+        int k = list_index(s, belt__output_names);
         if (k < 0)
-            return unknown_name(c, &q, "output mode", s, output_names);
+            return unknown_name(c, &q, "output mode", s, belt__output_names);
         t->output = k;
         return BELT_OK;
     }
@@ -742,7 +735,7 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
     }
 
     /* Rules between keys. */
-    const char *kind = kind_names[t->kind];
+    const char *kind = belt__kind_names[t->kind];
     if (t->kind == BELT_JOB_EXEC) {
         if (run != NULL && argv != NULL)
             return belt__fail(c, &p, false, "has both \"run\" and \"argv\" (use one)");
@@ -1062,11 +1055,10 @@ int belt_config_workers(const belt_config *cfg)
     if (cfg == NULL)
         return -1;
     if (cfg->workers_percent > 0) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         unsigned out = 1;
         char text[16];
         snprintf(text, sizeof text, "%d%%", cfg->workers_percent);
-        belt_parse_workers(text, ncpu > 0 ? (unsigned)ncpu : 1, &out);
+        belt_parse_workers(text, belt__cpu_count(), &out);
         return (int)out;
     }
     return cfg->workers;

@@ -26,6 +26,7 @@
  */
 #include "exec/internal.h"
 #include "belt/pool.h"
+#include "util/rng.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -61,14 +62,6 @@ void belt__set_error(belt_result *r, const char *fmt, ...)
         va_end(ap);
     }
     r->error = msg;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -110,7 +103,7 @@ static int64_t backoff_ns(const belt_job *job, unsigned k, uint64_t *rng)
     for (unsigned i = 1; i < k && d < cap; i++)
         d = d > cap / 2 ? cap : d * 2;
     int64_t half = d / 2;
-    return half + (int64_t)(splitmix64(rng) % (uint64_t)(d - half + 1));
+    return half + (int64_t)(belt__splitmix64(rng) % (uint64_t)(d - half + 1));
 }
 
 /* ---- built-in kinds ----------------------------------------------------- */

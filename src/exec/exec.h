@@ -19,6 +19,20 @@
 
 #include "belt/job.h"
 
+/* ---- names (exec/job.c) --------------------------------------------------- */
+
+#define BELT__COUNT1(s, name) +1
+#define BELT__NKINDS (0 BELT_JOB_KIND_MAP(BELT__COUNT1))
+#define BELT__NOUTPUTS (0 BELT_OUTPUT_MODE_MAP(BELT__COUNT1))
+
+/* The names of belt_job_kind and belt_output_mode (belt/job.h's maps),
+ * indexed by value and NULL-terminated, for loaders that look a name up or
+ * list the names in an error. */
+extern const char *const belt__kind_names[BELT__NKINDS + 1];
+extern const char *const belt__output_names[BELT__NOUTPUTS + 1];
+
+/* ---- the cancel token (exec/cancel.c) ------------------------------------ */
+
 /* A cancel token shared by a pool and its workers.  Cancelling sets the flag
  * and makes wake_fd (an eventfd) readable, so a worker that sleeps in
  * poll()/ppoll() on a child's pipes, on a pidfd, in a sleep job or in a retry

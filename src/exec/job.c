@@ -11,6 +11,7 @@
  */
 #include "belt/job.h"
 #include "belt/error.h"
+#include "exec/exec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,17 +66,49 @@ void belt_result_free(belt_result *r)
     free(r);
 }
 
+/* ---- names -------------------------------------------------------------- */
+
+/* Each map's order is its enum's: a name out of place fails to compile. */
+#define CHECK_KIND(s, name) _Static_assert((int)BELT_JOB_##s == (int)belt__kind_pos_##s, name);
+#define POS(s, name) belt__kind_pos_##s,
+enum { BELT_JOB_KIND_MAP(POS) };
+#undef POS
+BELT_JOB_KIND_MAP(CHECK_KIND)
+#define CHECK_OUTPUT(s, name) _Static_assert((int)BELT_OUTPUT_##s == (int)belt__out_pos_##s, name);
+#define POS(s, name) belt__out_pos_##s,
+enum { BELT_OUTPUT_MODE_MAP(POS) };
+#undef POS
+BELT_OUTPUT_MODE_MAP(CHECK_OUTPUT)
+#define CHECK_STATUS(s, name) _Static_assert((int)BELT_JOB_##s == (int)belt__st_pos_##s, name);
+#define POS(s, name) belt__st_pos_##s,
+enum { BELT_JOB_STATUS_MAP(POS) };
+#undef POS
+BELT_JOB_STATUS_MAP(CHECK_STATUS)
+
+#define NAME(s, name) name,
+const char *const belt__kind_names[BELT__NKINDS + 1] = {
+    BELT_JOB_KIND_MAP(NAME) NULL
+};
+const char *const belt__output_names[BELT__NOUTPUTS + 1] = {
+    BELT_OUTPUT_MODE_MAP(NAME) NULL
+};
+static const char *const status_names[] = { BELT_JOB_STATUS_MAP(NAME) };
+#undef NAME
+
 const char *belt_job_status_name(belt_job_status s)
 {
-    switch (s) {
-    case BELT_JOB_OK: return "ok";
-    case BELT_JOB_FAILED: return "failed";
-    case BELT_JOB_TIMEOUT: return "timeout";
-    case BELT_JOB_SKIPPED: return "skipped";
-    case BELT_JOB_ERROR: return "error";
-    case BELT_JOB_CANCELED: return "canceled";
-    }
-    return "unknown";
+    return (unsigned)s < sizeof status_names / sizeof status_names[0]
+               ? status_names[s] : "unknown";
+}
+
+const char *belt_job_kind_name(belt_job_kind k)
+{
+    return (unsigned)k < BELT__NKINDS ? belt__kind_names[k] : "unknown";
+}
+
+const char *belt_output_mode_name(belt_output_mode m)
+{
+    return (unsigned)m < BELT__NOUTPUTS ? belt__output_names[m] : "unknown";
 }
 
 /* ---- durations ---------------------------------------------------------- */

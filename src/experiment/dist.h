@@ -1,6 +1,6 @@
 /* experiment/dist.h: service-time distributions for `belt experiment`
  * (simulated and live), parsed from the config, sampled with the policies'
- * xorshift64* generator (pool/policy.h).  Internal: never installed.
+ * xorshift64* generator (util/rng.h).  Internal: never installed.
  *
  * All times are seconds (doubles).  A belt__dist is a small value (no heap):
  * copy it freely.  Sampling reads only the dist and the caller's generator:
@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool/policy.h" /* belt__rng */
+#include "util/rng.h"
 
 typedef enum belt__dist_kind {
     BELT__DIST_CONSTANT = 0, /* p = {value} */
@@ -47,13 +47,6 @@ typedef struct belt__dist {
     double p[4]; /* parameters as in the table above; set by belt__dist_init
                   * or belt__dist_from_json, which fill the derived ones */
 } belt__dist;
-
-/* A uniform double in (0, 1] from the top 53 bits of r (never 0, so its log
- * is finite).  Can't fail. */
-static inline double belt__rng_unit(belt__rng *r)
-{
-    return (double)((belt__rng_next(r) >> 11) + 1) * 0x1.0p-53;
-}
 
 /* Fills *d with a distribution of `kind` and parameters a, b, c (in the
  * order of the table above: constant(value), uniform(min, max),

@@ -15,6 +15,7 @@
  *              index (reproducible with one worker).
  */
 #include "pipeline/internal.h"
+#include "util/rng.h"
 
 #include <regex.h>
 #include <stdio.h>
@@ -104,14 +105,6 @@ typedef struct sample_ctx {
     double rate;
 } sample_ctx;
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int sample_init(const belt__stage_config *sc, int worker, void **ctx)
 {
     sample_ctx *s = calloc(1, sizeof *s);
@@ -137,7 +130,7 @@ static int sample_fn(void *ctx, const char *in, size_t len, belt_stage_emit *emi
     if (s->every > 0)
         keep = s->count++ % s->every == 0;
     else
-        keep = (double)(splitmix64(&s->state) >> 11) * 0x1.0p-53 < s->rate;
+        keep = (double)(belt__splitmix64(&s->state) >> 11) * 0x1.0p-53 < s->rate;
     if (keep)
         emit(ectx, in, len);
     return 0;

@@ -22,8 +22,8 @@
  * A view's loads may change while pick() runs (live mode): a policy reads
  * each load it needs once and decides on those reads.
  *
- * Randomness: each instance owns a belt__rng (xorshift64*), seeded from the
- * seed given to init(); no global or thread-local state.
+ * Randomness: each instance owns a belt__rng (util/rng.h: xorshift64*),
+ * seeded from the seed given to init(); no global or thread-local state.
  */
 #ifndef BELT_POLICY_H
 #define BELT_POLICY_H
@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "belt/pool.h"
+#include "util/rng.h"
 
 /* ---- the load view ---------------------------------------------------- */
 
@@ -50,45 +51,6 @@ typedef struct belt__load_view {
 static inline unsigned belt__view_load(const belt__load_view *v, unsigned i)
 {
     return v->loads ? v->loads[i] : v->load_fn(v->ctx, i);
-}
-
-/* ---- random numbers --------------------------------------------------- */
-
-/* xorshift64* (Marsaglia, "Xorshift RNGs", 2003; the * output multiplier is
- * Vigna's, "An experimental exploration of Marsaglia's xorshift generators,
- * scrambled", 2016).  State is never 0. */
-typedef struct belt__rng {
-    uint64_t s;
-} belt__rng;
-
-/* Seeds r from any 64-bit seed (0 included) through splitmix64, so nearby
- * seeds give unrelated streams.  Can't fail. */
-static inline void belt__rng_seed(belt__rng *r, uint64_t seed)
-{
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    r->s = z ? z : 0x9E3779B97F4A7C15ull;
-}
-
-/* The next 64 random bits. */
-static inline uint64_t belt__rng_next(belt__rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* A number in [0, n), n > 0, by Lemire's multiply-shift on the top 32 bits
- * (no division).  Bias is at most n / 2^32: below 1e-6 for n <= 4096. */
-static inline unsigned belt__rng_below(belt__rng *r, unsigned n)
-{
-    uint64_t hi = belt__rng_next(r) >> 32;
-    return (unsigned)((hi * (uint64_t)n) >> 32);
 }
 
 /* ---- the policy interface --------------------------------------------- */

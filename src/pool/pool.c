@@ -103,6 +103,7 @@
 #include "pool/policy.h"
 #include "pool/internal.h"
 #include "util/clock.h"
+#include "util/cpu.h"
 
 /* Default queue depth per worker.  Deep enough that the dispatcher and the
  * workers rarely have to park and wake each other (which costs more than a
@@ -287,10 +288,8 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
 
     unsigned n = o->workers;
     if (n == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus < 1 ? 1u
-            : cpus > (long)BELT_POOL_MAX_WORKERS ? BELT_POOL_MAX_WORKERS
-                                                 : (unsigned)cpus;
+        unsigned cpus = belt__cpu_count();
+        n = cpus > BELT_POOL_MAX_WORKERS ? BELT_POOL_MAX_WORKERS : cpus;
     }
     bool shared = pol->topology == BELT__TOPO_SHARED;
     size_t cap = o->queue_capacity;

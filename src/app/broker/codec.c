@@ -68,9 +68,6 @@
 #include "app/report.h"
 #include "util/json.h"
 
-const char *const belt__kind_names[4] = { "exec", "sleep", "spin", "noop" };
-const char *const belt__output_names[6] = { "capture", "files", "group",
-                                            "lines", "inherit", "discard" };
 
 static char *put_lit(char *w, const char *s, size_t n)
 {
@@ -132,10 +129,8 @@ char *belt__broker_job_to_json(const belt_job *job)
 {
     if (job == NULL)
         return NULL;
-    const char *kind = (size_t)job->kind < COUNT(belt__kind_names)
-                           ? belt__kind_names[job->kind] : "unknown";
-    const char *output = (size_t)job->output < COUNT(belt__output_names)
-                             ? belt__output_names[job->output] : "unknown";
+    const char *kind = belt_job_kind_name(job->kind);
+    const char *output = belt_output_mode_name(job->output);
     size_t size = sizeof JOB_KEYS + JOB_INTS * 20 + strlen(kind) +
                   strlen(output) + 4;
     if (!size_str(&size, job->id) || !size_str(&size, job->run) ||
@@ -357,7 +352,7 @@ static int decode_jansson(const char *text, belt_job **out, char *msg,
     int rc = 0;
     rc = get_str(o, "id", &w->id, msg, n);
     if (rc == 0) rc = get_name(o, "kind", belt__kind_names,
-                               COUNT(belt__kind_names),
+                               BELT__NKINDS,
                                &kind, msg, n);
     if (rc == 0) rc = get_str(o, "run", &w->run, msg, n);
     if (rc == 0) rc = get_strv(o, "argv", &w->argv, msg, n);
@@ -372,7 +367,7 @@ static int decode_jansson(const char *text, belt_job **out, char *msg,
     if (rc == 0) rc = get_i64(o, "retry_max_delay_ns",
                               &j->retry_max_delay_ns, msg, n);
     if (rc == 0) rc = get_name(o, "output", belt__output_names,
-                               COUNT(belt__output_names), &output, msg, n);
+                               BELT__NOUTPUTS, &output, msg, n);
     if (rc == 0) rc = get_u64(o, "output_limit", &limit, SIZE_MAX, msg, n);
     if (rc == 0) rc = get_str(o, "output_dir", &w->output_dir, msg, n);
     if (rc == 0) rc = get_u64(o, "seq", &seq, UINT64_MAX, msg, n);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "belt/job.h"
+#include "exec/exec.h"
 
 /* A decoded job owns its strings: it is the first member of a wire job
  * that also holds them, so belt__broker_job_free() can find them from the
@@ -19,10 +20,9 @@ typedef struct belt__wire_job {
     bool packed;      /* one block: free(w) frees everything */
 } belt__wire_job;
 
-/* Enumerations travel by name; the index is the enum value. */
-extern const char *const belt__kind_names[4];
-extern const char *const belt__output_names[6];
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+/* Enumerations travel by name (exec/exec.h's tables); the index is the
+ * enum value. */
+
 
 
 /* The fast path: returns BELT_OK with *out set, BELT_ENOMEM, or 1 when it

@@ -52,6 +52,7 @@
 
 #include "belt/error.h"
 #include "app/broker/broker.h"
+#include "util/rng.h"
 
 struct belt__broker {
     redisContext *c;        /* NULL while disconnected */
@@ -85,14 +86,6 @@ static struct timeval ns_to_tv(int64_t ns)
     tv.tv_sec = (time_t)(ns / 1000000000);
     tv.tv_usec = (suseconds_t)((ns % 1000000000) / 1000);
     return tv;
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
 }
 
 static bool starts_with(const char *s, const char *prefix)
@@ -315,7 +308,7 @@ int belt__broker_reconnect_backoff(belt__broker *b, int stop_fd, char *msg,
         int rc = belt__broker_reconnect(b, msg, n);
         if (rc == BELT_OK || rc == BELT_ECONFIG || rc == BELT_ENOMEM)
             return rc;
-        int64_t wait = d / 2 + (int64_t)(splitmix(&b->rng) %
+        int64_t wait = d / 2 + (int64_t)(belt__splitmix64(&b->rng) %
                                          (uint64_t)(d / 2 + 1));
         struct pollfd p = { .fd = stop_fd, .events = POLLIN };
         int r = poll(&p, stop_fd >= 0 ? 1 : 0, (int)(wait / 1000000));

@@ -254,8 +254,8 @@ static const char *scan_value(const char *p, int f, scan *sc)
     case T_NAME: {
         const char *const *names =
             f == F_KIND ? belt__kind_names : belt__output_names;
-        size_t count = f == F_KIND ? COUNT(belt__kind_names)
-                                   : COUNT(belt__output_names);
+        size_t count = f == F_KIND ? BELT__NKINDS
+                                   : BELT__NOUTPUTS;
         if (*p != '"')
             return NULL;
         for (size_t i = 0; i < count; i++) {

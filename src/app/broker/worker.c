@@ -93,6 +93,7 @@
 #include "belt/pool.h"
 #include "app/broker/broker.h"
 #include "util/clock.h"
+#include "util/cpu.h"
 
 #define HEARTBEAT_NS (2 * INT64_C(1000000000))
 #define BATCH_MAX 512 /* results per publisher round trip */
@@ -199,10 +200,8 @@ int belt__broker_worker_create(belt__broker_worker **out,
     w->log = o->log;
     w->log_ctx = o->log_ctx;
     w->slots = o->slots;
-    if (w->slots == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        w->slots = c > 0 ? (unsigned)c : 1;
-    }
+    if (w->slots == 0)
+        w->slots = belt__cpu_count();
     if (w->slots > BELT_POOL_MAX_WORKERS ||
         (o->prefetch > 1000000 && o->prefetch != BELT__BROKER_PREFETCH_AUTO)) {
         snprintf(msg, n, "too many slots");
