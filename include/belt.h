@@ -10,6 +10,7 @@
 #include "belt/job.h"
 #include "belt/pool.h"
 #include "belt/config.h"
+#include "belt/sched.h"
 #include "belt/stage.h"
 
 #endif /* BELT_H */

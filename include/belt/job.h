@@ -210,6 +210,13 @@ const char *belt_job_kind_name(belt_job_kind k);
  * (BELT_OUTPUT_MODE_MAP); "unknown" for anything else.  Can't fail. */
 const char *belt_output_mode_name(belt_output_mode m);
 
+/* Runs one job in the calling thread with the executor a pool's workers
+ * use (exec, sleep, spin, noop; retries, timeout, output) and returns its
+ * result, owned by the caller (free it with belt_result_free(); `worker` is
+ * recorded in it), or NULL when memory runs out.  Blocks until the job and
+ * all its attempts are done; every child it started has been reaped. */
+belt_result *belt_run_job(const belt_job *job, int worker);
+
 /* Parses a duration: a decimal number with a unit ns, us (or µs), ms, s, m,
  * h ("500ms", "1.5s", ".5s", "2m"), several of them in a row as in Go
  * ("1h30m", "1m0.5s"), or one bare number of seconds ("10", "0.25").  No

@@ -131,12 +131,6 @@ void belt_pool_free(belt_pool *p);
  * storage.  Can't fail. */
 const char *const *belt_pool_policy_names(void);
 
-/* (Implemented by the executor, src/exec/exec.c.)  Runs one job in the calling
- * thread with the same executor the workers use (exec, sleep, spin, noop;
- * retries, timeout, output) and returns its result, owned by the caller
- * (worker is recorded in it), or NULL when memory runs out.  Blocks until the job and all its attempts are done. */
-belt_result *belt_run_job(const belt_job *job, int worker);
-
 #ifdef __cplusplus
 }
 #endif

@@ -671,7 +671,7 @@ int belt__joblog_line(FILE *f, const belt_result *r, const char *command,
 #define LINEAR 64                       /* one bucket per us below 64 us */
 #define N_BUCKETS (LINEAR + 58 * (1 << SUB_BITS))
 
-struct belt__stats {
+struct belt__runstats {
     uint64_t count[BELT_JOB_CANCELED + 1]; /* per status (resumed excluded) */
     uint64_t resumed;
     uint64_t total;
@@ -701,17 +701,17 @@ static double bucket_mid(unsigned b)
     return (double)sub * unit + unit / 2;
 }
 
-belt__stats *belt__stats_new(void)
+belt__runstats *belt__runstats_new(void)
 {
-    return calloc(1, sizeof(belt__stats));
+    return calloc(1, sizeof(belt__runstats));
 }
 
-void belt__stats_free(belt__stats *s)
+void belt__runstats_free(belt__runstats *s)
 {
     free(s);
 }
 
-void belt__stats_add(belt__stats *s, const belt_result *r, bool resumed)
+void belt__runstats_add(belt__runstats *s, const belt_result *r, bool resumed)
 {
     s->total++;
     if (resumed)
@@ -725,27 +725,27 @@ void belt__stats_add(belt__stats *s, const belt_result *r, bool resumed)
     }
 }
 
-uint64_t belt__stats_count(const belt__stats *s, belt_job_status st)
+uint64_t belt__runstats_count(const belt__runstats *s, belt_job_status st)
 {
     return (unsigned)st <= BELT_JOB_CANCELED ? s->count[st] : 0;
 }
 
-uint64_t belt__stats_resumed(const belt__stats *s)
+uint64_t belt__runstats_resumed(const belt__runstats *s)
 {
     return s->resumed;
 }
 
-uint64_t belt__stats_total(const belt__stats *s)
+uint64_t belt__runstats_total(const belt__runstats *s)
 {
     return s->total;
 }
 
-uint64_t belt__stats_unsuccessful(const belt__stats *s)
+uint64_t belt__runstats_unsuccessful(const belt__runstats *s)
 {
     return s->total - s->resumed - s->count[BELT_JOB_OK];
 }
 
-int64_t belt__stats_quantile(const belt__stats *s, double p)
+int64_t belt__runstats_quantile(const belt__runstats *s, double p)
 {
     if (s->ran == 0)
         return 0;
@@ -789,7 +789,7 @@ char *belt__report_duration(int64_t ns, char *buf, size_t size)
     return buf;
 }
 
-void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
+void belt__runstats_summary(const belt__runstats *s, FILE *out, int64_t wall_ns,
                          const int64_t *busy_ns, unsigned workers)
 {
     char wall[32];
@@ -810,9 +810,9 @@ void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
     if (s->ran > 0) {
         char p50[32], p99[32];
         fprintf(out, "belt: job duration p50 %s, p99 %s\n",
-                belt__report_duration(belt__stats_quantile(s, 0.50), p50,
+                belt__report_duration(belt__runstats_quantile(s, 0.50), p50,
                                       sizeof p50),
-                belt__report_duration(belt__stats_quantile(s, 0.99), p99,
+                belt__report_duration(belt__runstats_quantile(s, 0.99), p99,
                                       sizeof p99));
     }
 

@@ -72,36 +72,36 @@ int belt__joblog_line(FILE *f, const belt_result *r, const char *command,
 /* Counts per status, and a log-linear histogram of job durations (3%
  * precision, fixed size: the memory does not grow with the number of jobs).
  * Not thread-safe: one owner. */
-typedef struct belt__stats belt__stats;
+typedef struct belt__runstats belt__runstats;
 
 /* Returns new, empty statistics, or NULL when memory runs out. */
-belt__stats *belt__stats_new(void);
+belt__runstats *belt__runstats_new(void);
 
 /* Frees.  NULL is a no-op. */
-void belt__stats_free(belt__stats *s);
+void belt__runstats_free(belt__runstats *s);
 
 /* Counts r.  `resumed` marks a job skipped because a previous run already
  * did it (counted as "resumed", which is a success).  Durations and busy
  * time only count jobs that ran (attempts > 0).  Can't fail. */
-void belt__stats_add(belt__stats *s, const belt_result *r, bool resumed);
+void belt__runstats_add(belt__runstats *s, const belt_result *r, bool resumed);
 
 /* Results counted with status st (resumed ones count under "resumed", not
  * under SKIPPED). */
-uint64_t belt__stats_count(const belt__stats *s, belt_job_status st);
-uint64_t belt__stats_resumed(const belt__stats *s);
-uint64_t belt__stats_total(const belt__stats *s);
+uint64_t belt__runstats_count(const belt__runstats *s, belt_job_status st);
+uint64_t belt__runstats_resumed(const belt__runstats *s);
+uint64_t belt__runstats_total(const belt__runstats *s);
 /* Results that are neither ok nor resumed. */
-uint64_t belt__stats_unsuccessful(const belt__stats *s);
+uint64_t belt__runstats_unsuccessful(const belt__runstats *s);
 
 /* The p-quantile (0 < p <= 1) of the durations of jobs that ran, in ns
  * (bucket midpoint; 0 when none ran). */
-int64_t belt__stats_quantile(const belt__stats *s, double p);
+int64_t belt__runstats_quantile(const belt__runstats *s, double p);
 
 /* Writes the end-of-run summary (two or three lines, each starting with
  * "belt: ") to out: counts per status, wall time, jobs/s, p50/p99 duration,
  * and per-worker busy share (busy_ns[i] / wall_ns for each of `workers`
  * workers; busy_ns may be NULL to leave that line out). */
-void belt__stats_summary(const belt__stats *s, FILE *out, int64_t wall_ns,
+void belt__runstats_summary(const belt__runstats *s, FILE *out, int64_t wall_ns,
                          const int64_t *busy_ns, unsigned workers);
 
 /* Formats a duration in ns for humans ("850us", "12.3ms", "4.20s",

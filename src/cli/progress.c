@@ -54,7 +54,7 @@ static unsigned term_width(void)
     return 80;
 }
 
-void belt__progress_draw(belt__progress *p, const belt__stats *st,
+void belt__progress_draw(belt__progress *p, const belt__runstats *st,
                          uint64_t running, int64_t now_ns, bool force)
 {
     if (!p->enabled)
@@ -63,8 +63,8 @@ void belt__progress_draw(belt__progress *p, const belt__stats *st,
         return;
     p->last_draw_ns = now_ns;
 
-    uint64_t done = belt__stats_total(st);
-    uint64_t bad = belt__stats_unsuccessful(st);
+    uint64_t done = belt__runstats_total(st);
+    uint64_t bad = belt__runstats_unsuccessful(st);
     double secs = (double)(now_ns - p->start_ns) / 1e9;
     double rate = secs > 0 ? (double)done / secs : 0;
 

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "belt/config.h"
+#include "belt/sched.h"
 #include "belt/error.h"
 #include "belt/pool.h"
 #include "cli/cli.h"
@@ -354,7 +355,7 @@ struct engine {
     belt_chan *results;     /* belt_result *; NULL = wake-up from signals */
     belt_pool *pool;
     belt__sig *sig;
-    belt__stats *stats;
+    belt__runstats *stats;
     belt__out *out;
     belt__progress progress;
     uint64_t in_flight;     /* submitted, result not yet taken */
@@ -393,7 +394,7 @@ static void engine_take(struct engine *e, belt_result *r, bool from_pool)
     }
     e->taken++;
     bool resumed = e->src->resumed && e->src->resumed(r);
-    belt__stats_add(e->stats, r, resumed);
+    belt__runstats_add(e->stats, r, resumed);
     belt__out_joblog(e->out, r);
 
     belt__pending p = {.seq = r->seq};
@@ -543,11 +544,11 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
                        &e.progress) != 0)
         return 2;
 
-    e.stats = belt__stats_new();
+    e.stats = belt__runstats_new();
     e.results = belt_chan_unbounded(sizeof(belt_result *));
     if (e.stats == NULL || e.results == NULL) {
         fprintf(stderr, "belt run: out of memory\n");
-        belt__stats_free(e.stats);
+        belt__runstats_free(e.stats);
         belt_chan_free(e.results);
         belt__out_close(e.out);
         return 1;
@@ -570,7 +571,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
     if (rc != BELT_OK) {
         fprintf(stderr, "belt run: cannot start %u workers: %s\n",
                 o->workers, belt_strerror(rc));
-        belt__stats_free(e.stats);
+        belt__runstats_free(e.stats);
         belt_chan_free(e.results);
         belt__out_close(e.out);
         belt__sig_stop(e.sig);
@@ -681,15 +682,15 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
     belt__progress_clear(&e.progress);
     bool summary = !o->quiet && (o->config_path || isatty(STDERR_FILENO));
     if (summary)
-        belt__stats_summary(e.stats, stderr, wall, busy, nw);
+        belt__runstats_summary(e.stats, stderr, wall, busy, nw);
     free(busy);
 
     if (signo)
         status = 128 + signo;
     else if (status == 0 &&
-             (e.failed_io || belt__stats_unsuccessful(e.stats) > 0))
+             (e.failed_io || belt__runstats_unsuccessful(e.stats) > 0))
         status = 1;
-    belt__stats_free(e.stats);
+    belt__runstats_free(e.stats);
     return status;
 }
 

@@ -129,7 +129,7 @@ void belt__progress_init(belt__progress *p, bool enabled, uint64_t total,
  * when disabled. */
 int64_t belt__progress_wait_ns(const belt__progress *p, int64_t now_ns);
 /* Redraws if due (or if force). */
-void belt__progress_draw(belt__progress *p, const belt__stats *st,
+void belt__progress_draw(belt__progress *p, const belt__runstats *st,
                          uint64_t running, int64_t now_ns, bool force);
 /* Erases the line (before other output goes to the terminal). */
 void belt__progress_clear(belt__progress *p);

@@ -63,7 +63,7 @@ struct bengine {
     belt_chan *results;      /* belt__submit_item *, NULL wake-ups, &col_end */
     belt__sig *sig;
     belt__out *out;
-    belt__stats *stats;
+    belt__runstats *stats;
     belt__progress progress;
 
     uint64_t in_flight;      /* published, no result yet */
@@ -119,7 +119,7 @@ static void take(struct bengine *e, belt_result *r, char *line, size_t len)
 {
     e->taken++;
     bool resumed = e->src->resumed && e->src->resumed(r);
-    belt__stats_add(e->stats, r, resumed);
+    belt__runstats_add(e->stats, r, resumed);
     if (!resumed && r->status != BELT_JOB_OK)
         e->failed++;
     belt__out_joblog(e->out, r);
@@ -335,7 +335,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
         status = 2;
         goto close_sub;
     }
-    e->stats = belt__stats_new();
+    e->stats = belt__runstats_new();
     e->results = belt_chan_unbounded(sizeof(void *));
     if (e->stats == NULL || e->results == NULL) {
         fprintf(stderr, "belt run: out of memory\n");
@@ -453,7 +453,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
     int64_t wall = belt__now_mono() - t0;
     belt__progress_clear(&e->progress);
     if (!o->quiet) {
-        belt__stats_summary(e->stats, stderr, wall, NULL, 0);
+        belt__runstats_summary(e->stats, stderr, wall, NULL, 0);
         if (dups > 0)
             fprintf(stderr, "belt: %" PRIu64 " duplicate result%s (jobs "
                     "delivered more than once) ignored\n", dups,
@@ -473,9 +473,9 @@ close_out:
     if (belt__out_close(e->out) != 0)
         e->failed_io = true;
     if (status == 0 && (e->failed_io ||
-                        (e->stats && belt__stats_unsuccessful(e->stats) > 0)))
+                        (e->stats && belt__runstats_unsuccessful(e->stats) > 0)))
         status = 1;
-    belt__stats_free(e->stats);
+    belt__runstats_free(e->stats);
     belt_chan_free(e->results);
 close_sub:
     belt__submit_close(e->sub);

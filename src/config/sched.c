@@ -47,6 +47,7 @@
 #include "config/internal.h"
 
 #include "belt/error.h"
+#include "belt/sched.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -25,7 +25,6 @@
  * clocks between chunks of about 50 µs of arithmetic.
  */
 #include "exec/internal.h"
-#include "belt/pool.h"
 #include "util/rng.h"
 
 #include <errno.h>

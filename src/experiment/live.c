@@ -54,7 +54,7 @@
 #include "belt/error.h"
 #include "belt/pool.h"
 #include "util/buf.h"
-#include "pool/policy.h"
+#include "pool/hooks.h"
 #include "util/clock.h"
 
 #include <errno.h>

@@ -16,6 +16,7 @@
 #include "belt/pool.h"
 #include "pool/deque.h"
 #include "exec/exec.h"
+#include "pool/hooks.h"
 #include "pool/policy.h"
 
 /* Batching (see pool/pool.c): up to this many jobs per receive, results of

@@ -10,6 +10,7 @@
  * with clang -fsanitize=fuzzer,address,undefined.
  */
 #include "belt/config.h"
+#include "belt/sched.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* check_exec.c: unit tests of the executor (src/exec/exec.h: belt__exec_job,
- * the cancel token; include/belt/pool.h: belt_run_job).
+ * the cancel token; include/belt/job.h: belt_run_job).
  *
  * TCases:
  *   process   exit codes, signals, missing executables (argv and run), bad

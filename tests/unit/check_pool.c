@@ -31,7 +31,7 @@
 
 #include "belt/job.h"
 #include "belt/pool.h"
-#include "pool/policy.h"
+#include "pool/hooks.h"
 
 static const char *const all_policies[] = { "shared", "round-robin", "random",
     "least-loaded", "power-of-two", "power-of-d", "join-idle-queue",

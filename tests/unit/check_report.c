@@ -902,9 +902,9 @@ END_TEST
 
 START_TEST(test_stats)
 {
-    belt__stats *s = belt__stats_new();
+    belt__runstats *s = belt__runstats_new();
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(belt__stats_quantile(s, 0.5), 0);
+    ck_assert_int_eq(belt__runstats_quantile(s, 0.5), 0);
     belt_result r;
     memset(&r, 0, sizeof r);
     /* 1..1000 ms, all ok: p50 ~ 500 ms, p99 ~ 990 ms. */
@@ -912,36 +912,36 @@ START_TEST(test_stats)
     for (int i = 1; i <= 1000; i++) {
         r.status = BELT_JOB_OK;
         r.duration_ns = i * MS;
-        belt__stats_add(s, &r, false);
+        belt__runstats_add(s, &r, false);
     }
-    int64_t p50 = belt__stats_quantile(s, 0.5);
-    int64_t p99 = belt__stats_quantile(s, 0.99);
+    int64_t p50 = belt__runstats_quantile(s, 0.5);
+    int64_t p99 = belt__runstats_quantile(s, 0.99);
     ck_assert_msg(p50 > 485 * MS && p50 < 515 * MS, "p50 %lld", (long long)p50);
     ck_assert_msg(p99 > 960 * MS && p99 < 1020 * MS, "p99 %lld", (long long)p99);
     /* Tiny durations land in the linear buckets. */
-    belt__stats *t = belt__stats_new();
+    belt__runstats *t = belt__runstats_new();
     r.duration_ns = 3000;
-    belt__stats_add(t, &r, false);
-    ck_assert_int_eq(belt__stats_quantile(t, 1.0), 3500);
-    belt__stats_free(t);
+    belt__runstats_add(t, &r, false);
+    ck_assert_int_eq(belt__runstats_quantile(t, 1.0), 3500);
+    belt__runstats_free(t);
 
     r.status = BELT_JOB_FAILED;
-    belt__stats_add(s, &r, false);
+    belt__runstats_add(s, &r, false);
     r.status = BELT_JOB_SKIPPED;
     r.attempts = 0;
-    belt__stats_add(s, &r, true);  /* resumed */
-    belt__stats_add(s, &r, false); /* skipped */
-    ck_assert_uint_eq(belt__stats_total(s), 1003);
-    ck_assert_uint_eq(belt__stats_count(s, BELT_JOB_OK), 1000);
-    ck_assert_uint_eq(belt__stats_count(s, BELT_JOB_SKIPPED), 1);
-    ck_assert_uint_eq(belt__stats_resumed(s), 1);
-    ck_assert_uint_eq(belt__stats_unsuccessful(s), 2);
+    belt__runstats_add(s, &r, true);  /* resumed */
+    belt__runstats_add(s, &r, false); /* skipped */
+    ck_assert_uint_eq(belt__runstats_total(s), 1003);
+    ck_assert_uint_eq(belt__runstats_count(s, BELT_JOB_OK), 1000);
+    ck_assert_uint_eq(belt__runstats_count(s, BELT_JOB_SKIPPED), 1);
+    ck_assert_uint_eq(belt__runstats_resumed(s), 1);
+    ck_assert_uint_eq(belt__runstats_unsuccessful(s), 2);
 
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     int64_t busy[2] = {500 * MS, 1000 * MS};
-    belt__stats_summary(s, f, 2000 * MS, busy, 2);
+    belt__runstats_summary(s, f, 2000 * MS, busy, 2);
     fclose(f);
     ck_assert_ptr_nonnull(strstr(text, "1003 jobs in 2.00s (501.5 jobs/s): "
                                        "1000 ok, 1 failed, 1 skipped, "
@@ -949,7 +949,7 @@ START_TEST(test_stats)
     ck_assert_ptr_nonnull(strstr(text, "p50 "));
     ck_assert_ptr_nonnull(strstr(text, "worker busy: 0:25% 1:50%\n"));
     free(text);
-    belt__stats_free(s);
+    belt__runstats_free(s);
 }
 END_TEST
 

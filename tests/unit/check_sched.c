@@ -24,6 +24,7 @@
 #pragma GCC diagnostic pop
 
 #include "belt/config.h"
+#include "belt/sched.h"
 
 #include <inttypes.h>
 #include <sys/stat.h>
