@@ -1,12 +1,13 @@
-/* run.h: the pieces of `belt run` shared by its files (internal).
+/* cli/run.h: the pieces of `belt run` shared by its files (internal).
  *
- *   run.c        options, config mode, the engine (dispatch/collect loop)
+ *   run.c        options, config mode
+ *   engine.c     the engine both modes run on (dispatch/collect loop)
  *   quick.c      quick mode: one job per input line, xargs/parallel style
  *   progress.c   the live progress line
  *   run_signal.c SIGINT/SIGTERM plumbing (self-pipe and a thread)
  *   run_output.c results file, job log, reorder buffer, grouped output
  *   validate.c   `belt validate`
- *   pipeline/engine.c   `belt run`/`belt validate` of pipeline configs
+ *   pipeline.c   `belt run`/`belt validate` of pipeline configs
  */
 #ifndef BELT_CLI_RUN_H
 #define BELT_CLI_RUN_H
