@@ -126,6 +126,23 @@ static void gp_head(FILE *f, const char *base, int w, int h)
             base, base, base, base, w, h, w, h, base);
 }
 
+/* Closes the data file *f (called name) and opens base.gp in its place
+ * (name is then "base.gp"), starting it with the head for a w x h plot.
+ * Returns BELT_OK, or an error from close_in() / BELT_ESYS with msg set. */
+static int data_to_script(FILE **f, const char *dir, char *name,
+                          size_t name_size, const char *base, int w, int h,
+                          char *msg, size_t msg_size)
+{
+    int rc = close_in(*f, dir, name, msg, msg_size);
+    if (rc != BELT_OK)
+        return rc;
+    snprintf(name, name_size, "%s.gp", base);
+    if ((*f = open_in(dir, name, msg, msg_size)) == NULL)
+        return BELT_ESYS;
+    gp_head(*f, base, w, h);
+    return BELT_OK;
+}
+
 /* latency.dat: one block per policy (rows sorted by load): load, mean,
  * p99; then, per policy with a closed form, a block of the curve on a fine
  * grid: load, mean, p99.  Returns the number of blocks written. */
@@ -196,14 +213,10 @@ static int latency(const char *dir, const char *base, const belt__experiment *e,
         theory_block[k] = nblocks++;
     }
     free(sorted);
-    int rc = close_in(f, dir, name, msg, msg_size);
+    int rc = data_to_script(&f, dir, name, sizeof name, base, 1100, 460, msg,
+                            msg_size);
     if (rc != BELT_OK)
         return rc;
-
-    snprintf(name, sizeof name, "%s.gp", base);
-    if ((f = open_in(dir, name, msg, msg_size)) == NULL)
-        return BELT_ESYS;
-    gp_head(f, base, 1100, 460);
     const belt__exp_point *p0 = rows[idx[0]].pt;
     fprintf(f,
             "set multiplot layout 1,2 title \"%s: %u workers, %s, %s arrivals\"\n"
@@ -268,14 +281,10 @@ static int utilization(const char *dir, const char *base,
             fprintf(f, " %.6f", pick[k]->util != NULL ? pick[k]->util[w] : 0.0);
         fputc('\n', f);
     }
-    int rc = close_in(f, dir, name, msg, msg_size);
+    int rc = data_to_script(&f, dir, name, sizeof name, base, 1000, 420, msg,
+                            msg_size);
     if (rc != BELT_OK)
         return rc;
-
-    snprintf(name, sizeof name, "%s.gp", base);
-    if ((f = open_in(dir, name, msg, msg_size)) == NULL)
-        return BELT_ESYS;
-    gp_head(f, base, 1000, 420);
     unsigned every = workers <= 32 ? 1 : (workers + 15) / 16;
     fprintf(f,
             "set title \"per-worker utilisation at load %.3g (%u workers, %s)\"\n"

@@ -394,6 +394,15 @@ static void put_ms(rec *o, int64_t ns)
     put(o, b, len);
 }
 
+/* The ,"started":...,"ended":... pair of a result or an attempt. */
+static void put_span(rec *o, int64_t started_ns, int64_t ended_ns)
+{
+    PUT_LIT(o, ",\"started\":");
+    put_time(o, started_ns);
+    PUT_LIT(o, ",\"ended\":");
+    put_time(o, ended_ns);
+}
+
 /* n bytes at s as a string, or null when s is NULL. */
 static void put_bytes_or_null(rec *o, const char *s, size_t n)
 {
@@ -460,10 +469,7 @@ static void put_result(rec *o, const belt_result *r)
     put_int_or_null(o, r->worker, r->worker >= 0);
     PUT_LIT(o, ",\"queued\":");
     put_time(o, r->queued_ns);
-    PUT_LIT(o, ",\"started\":");
-    put_time(o, r->started_ns);
-    PUT_LIT(o, ",\"ended\":");
-    put_time(o, r->ended_ns);
+    put_span(o, r->started_ns, r->ended_ns);
     PUT_LIT(o, ",\"duration_ms\":");
     if (r->attempts > 0)
         put_ms(o, r->duration_ns);
@@ -494,10 +500,7 @@ static void put_result(rec *o, const belt_result *r)
             PUT_LIT(o, ",");
         PUT_LIT(o, "{");
         put_outcome(o, a->status, a->exit_code, a->signal);
-        PUT_LIT(o, ",\"started\":");
-        put_time(o, a->started_ns);
-        PUT_LIT(o, ",\"ended\":");
-        put_time(o, a->ended_ns);
+        put_span(o, a->started_ns, a->ended_ns);
         PUT_LIT(o, ",\"duration_ms\":");
         put_ms(o, a->duration_ns);
         PUT_LIT(o, "}");

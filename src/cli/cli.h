@@ -4,6 +4,8 @@
 #ifndef BELT_CLI_H
 #define BELT_CLI_H
 
+#include <getopt.h>
+
 /* belt bench chan [options]: the channel benchmark matrix (bench_chan.c). */
 int belt__cli_bench_chan(int argc, char **argv);
 
@@ -32,5 +34,12 @@ int belt__cli_worker(int argc, char **argv);
  * in flight per worker, dead letters and live workers of a Redis broker
  * (status.c). */
 int belt__cli_status(int argc, char **argv);
+
+/* After getopt_long() returned c ('?' or ':') in subcommand cmd ("run",
+ * "worker", ...): prints one line saying which option it refused and why,
+ * with the closest of longopts (may be NULL) as a hint for an unknown long
+ * option (cli/opts.c).  Returns 2, the usage-error exit status. */
+int belt__cli_bad_option(const char *cmd, int c, char **argv,
+                         const struct option *longopts);
 
 #endif /* BELT_CLI_H */

@@ -102,15 +102,8 @@ static void engine_take(struct engine *e, belt_result *r, bool from_pool)
     belt__out_joblog(e->out, r);
 
     belt__pending p = {.seq = r->seq};
-    if (e->want_lines && !(resumed && belt__out_appends(e->out))) {
-        p.line = belt__report_result_line(r, &p.len);
-        if (p.line == NULL) {
-            belt__progress_clear(&e->progress);
-            fprintf(stderr, "belt run: out of memory writing the result of "
-                    "%s\n", r->job && r->job->id ? r->job->id : "a job");
-            e->failed_io = true;
-        }
-    }
+    if (e->want_lines && belt__out_record(e->out, r, resumed, &p) != 0)
+        e->failed_io = true;
     if (e->o->command && !e->o->quiet &&
         (r->status == BELT_JOB_ERROR || r->status == BELT_JOB_TIMEOUT) &&
         r->error) {

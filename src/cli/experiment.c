@@ -343,7 +343,7 @@ int belt__cli_experiment(int argc, char **argv)
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:qh", options, NULL)) != -1) {
         switch (c) {
         case 'o':
             out_dir = optarg;
@@ -384,14 +384,7 @@ int belt__cli_experiment(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            if (optopt != 0 && optopt < 256)
-                fprintf(stderr, "belt experiment: option '-%c' %s; try "
-                                "'belt experiment --help'\n", optopt,
-                        strchr("o", optopt) ? "needs a value" : "is unknown");
-            else
-                fprintf(stderr, "belt experiment: bad option '%s'; try "
-                                "'belt experiment --help'\n", argv[optind - 1]);
-            return 2;
+            return belt__cli_bad_option("experiment", c, argv, options);
         }
     }
     if (optind != argc - 1) {

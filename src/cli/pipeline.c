@@ -162,9 +162,7 @@ static int pl_parse(int argc, char **argv, pl_opts *o)
                   stdout);
             return 0;
         case ':':
-            fprintf(stderr, "belt run: option '%s' needs a value; try 'belt "
-                    "run --help'\n", argv[optind - 1]);
-            return 2;
+            return belt__cli_bad_option("run", c, argv, pl_options);
         default: {
             char word[64];
             const char *arg = argv[optind - 1];
@@ -177,8 +175,7 @@ static int pl_parse(int argc, char **argv, pl_opts *o)
                 fprintf(stderr, "belt run: %s does not apply to a pipeline "
                         "config: %s\n", arg, why);
             else
-                fprintf(stderr, "belt run: unknown option '%s' for a "
-                        "pipeline config; try 'belt run --help'\n", arg);
+                return belt__cli_bad_option("run", c, argv, pl_options);
             return 2;
         }
         }

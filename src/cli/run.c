@@ -113,32 +113,6 @@ static const struct option run_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void unknown_option(const char *arg)
-{
-    const char *names[sizeof run_options / sizeof run_options[0]];
-    size_t n = 0;
-    for (const struct option *o = run_options; o->name; o++)
-        names[n++] = o->name;
-    names[n] = NULL;
-
-    char word[300];
-    snprintf(word, sizeof word, "%s", arg);
-    char *eq = strchr(word, '=');
-    if (eq)
-        *eq = '\0';
-    const char *bare = word;
-    while (*bare == '-')
-        bare++;
-    const char *hint = arg[0] == '-' && arg[1] == '-' ? belt__suggest(bare, names)
-                                                      : NULL;
-    if (hint)
-        fprintf(stderr, "belt run: unknown option '%s' (did you mean '--%s'?)"
-                        "; try 'belt run --help'\n", word, hint);
-    else
-        fprintf(stderr, "belt run: unknown option '%s'; try 'belt run "
-                        "--help'\n", word);
-}
-
 int belt__parse_workers(const char *text, unsigned *out, char *msg,
                         size_t msg_size)
 {
@@ -243,16 +217,8 @@ static int parse_run_args(int argc, char **argv, belt__run_opts *o)
         case 'h':
             run_usage(stdout);
             return 0;
-        case ':':
-            fprintf(stderr, "belt run: option '%s' needs a value; try 'belt "
-                    "run --help'\n", argv[optind - 1]);
-            return 2;
         default:
-            unknown_option(optopt && optopt < 256
-                               ? (snprintf(msg, sizeof msg, "-%c", optopt),
-                                  msg)
-                               : argv[optind - 1]);
-            return 2;
+            return belt__cli_bad_option("run", c, argv, run_options);
         }
     }
     int npos = argc - optind;

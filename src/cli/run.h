@@ -181,6 +181,11 @@ int belt__out_open(belt__out **out, const belt__run_opts *o,
 /* True when the results file is the --resume file (appended to; jobs
  * skipped as already done are not written again). */
 bool belt__out_appends(const belt__out *w);
+/* Fills p->line with r's result record unless it has one already, or
+ * r was resumed from the file being appended to (its line is there).
+ * Returns 0, or -1 when memory ran out (said on stderr; p->line NULL). */
+int belt__out_record(belt__out *w, const belt_result *r, bool resumed,
+                     belt__pending *p);
 /* Takes p (its line and result): writes it (into the buffer that
  * belt__out_write_lines() empties), or holds it until every earlier seq was
  * written (keep-order).  Returns 0, or -1 on a write error (printed once;

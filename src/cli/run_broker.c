@@ -124,15 +124,8 @@ static void take(struct bengine *e, belt_result *r, char *line, size_t len)
         e->failed++;
     belt__out_joblog(e->out, r);
     belt__pending p = {.seq = r->seq, .line = line, .len = len};
-    if (p.line == NULL && !(resumed && belt__out_appends(e->out))) {
-        p.line = belt__report_result_line(r, &p.len);
-        if (p.line == NULL) {
-            belt__progress_clear(&e->progress);
-            fprintf(stderr, "belt run: out of memory writing the result of "
-                    "%s\n", r->job && r->job->id ? r->job->id : "a job");
-            e->failed_io = true;
-        }
-    }
+    if (belt__out_record(e->out, r, resumed, &p) != 0)
+        e->failed_io = true;
     e->src->done(e->src->ctx, r);
     r->job = NULL;
     belt_result_free(r);

@@ -121,6 +121,20 @@ bool belt__out_appends(const belt__out *w)
     return w->appending;
 }
 
+int belt__out_record(belt__out *w, const belt_result *r, bool resumed,
+                     belt__pending *p)
+{
+    if (p->line != NULL || (resumed && w->appending))
+        return 0;
+    p->line = belt__report_result_line(r, &p->len);
+    if (p->line != NULL)
+        return 0;
+    belt__progress_clear(w->progress);
+    fprintf(stderr, "belt run: out of memory writing the result of %s\n",
+            r->job && r->job->id ? r->job->id : "a job");
+    return -1;
+}
+
 #define FLUSH_AT (64 * 1024)
 
 /* Writes `len` bytes of results now.  Returns 0 or -1 (printed once). */

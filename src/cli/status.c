@@ -398,14 +398,8 @@ int belt__cli_status(int argc, char **argv)
         case 'h':
             status_usage(stdout);
             return 0;
-        case ':':
-            fprintf(stderr, "belt status: option '%s' needs a value; try "
-                    "'belt status --help'\n", argv[optind - 1]);
-            return 2;
         default:
-            fprintf(stderr, "belt status: unknown option '%s'; try 'belt "
-                    "status --help'\n", argv[optind - 1]);
-            return 2;
+            return belt__cli_bad_option("status", c, argv, opts);
         }
     }
     if (optind < argc) {

@@ -44,14 +44,12 @@ int belt__cli_validate(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'h') {
             validate_usage(stdout);
             return 0;
         }
-        fprintf(stderr, "belt validate: unknown option '%s'; try 'belt "
-                "validate --help'\n", argv[optind - 1]);
-        return 2;
+        return belt__cli_bad_option("validate", c, argv, opts);
     }
     if (optind >= argc) {
         fprintf(stderr, "belt validate: missing CONFIG; try 'belt validate "

@@ -231,14 +231,8 @@ int belt__cli_worker(int argc, char **argv)
             break;
         case 'q': quiet = true; break;
         case 'h': worker_usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "belt worker: option '%s' needs a value; try "
-                    "'belt worker --help'\n", argv[optind - 1]);
-            return 2;
         default:
-            fprintf(stderr, "belt worker: unknown option '%s'; try 'belt "
-                    "worker --help'\n", argv[optind - 1]);
-            return 2;
+            return belt__cli_bad_option("worker", c, argv, worker_options);
         }
     }
     if (optind < argc) {

@@ -367,6 +367,18 @@ int belt__config_read(const char *path, belt__buf *b, belt_config_error *e)
     return BELT_OK;
 }
 
+int belt__config_string(const char *json, const char **source,
+                        belt_config_error *e)
+{
+    if (*source == NULL)
+        *source = "<string>";
+    if (json != NULL)
+        return BELT_OK;
+    if (e != NULL)
+        belt__error_start(e, *source, "no config text");
+    return BELT_EINVAL;
+}
+
 struct json_t *belt__json_parse(const char *text, size_t len,
                                 belt_config_error *e)
 {

@@ -114,6 +114,12 @@ void belt__error_start(belt_config_error *e, const char *source,
  * BELT_ENOMEM. */
 int belt__config_read(const char *path, belt__buf *b, belt_config_error *e);
 
+/* The first step of every string loader: *source NULL becomes "<string>";
+ * json NULL starts e (may be NULL) with "no config text" and returns
+ * BELT_EINVAL; otherwise returns BELT_OK. */
+int belt__config_string(const char *json, const char **source,
+                        belt_config_error *e);
+
 /* Parses text[0..len) as any JSON value, duplicate keys rejected.  Returns
  * the tree (the caller's reference), or NULL with e's line, column and text
  * set from jansson's error (e's source is left alone). */

@@ -983,13 +983,8 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
 belt_config *belt_config_load_string(const char *json, const char *source,
                                      belt_config_error *err)
 {
-    if (source == NULL)
-        source = "<string>";
-    if (json == NULL) {
-        if (err != NULL)
-            belt__error_start(err, source, "no config text");
+    if (belt__config_string(json, &source, err) != BELT_OK)
         return NULL;
-    }
     return load_buf(json, strlen(json), source, err);
 }
 

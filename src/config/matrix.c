@@ -77,54 +77,63 @@ void belt__digits(const belt__tpl *t, uint64_t point, size_t *digits)
     }
 }
 
+/* One step of the placeholder scanner over the template text at *s (not
+ * at its end): a placeholder "{name}" naming a matrix key of t returns the
+ * key's index; anything else returns -1 with the literal text it stands
+ * for in *lit, *n ("{{" and "}}" stand for one brace).  Either way *s moves
+ * past what was read.  The one definition of the rules of config.h. */
+static int scan_step(const char **s, const belt__tpl *t, const char **lit,
+                     size_t *n)
+{
+    const char *p = *s;
+    size_t plain = strcspn(p, "{}");
+    *lit = p;
+    if (plain > 0) { /* a run of ordinary characters at once */
+        *n = plain;
+        *s = p + plain;
+        return -1;
+    }
+    if (p[0] == p[1]) { /* "{{" or "}}" */
+        *n = 1;
+        *s = p + 2;
+        return -1;
+    }
+    if (p[0] == '{') {
+        size_t len = belt__placeholder_len(p);
+        int k = len > 0 ? belt__key_index(t, p + 1, len) : -1;
+        if (k >= 0) {
+            *s = p + len + 2;
+            return k;
+        }
+    }
+    *n = 1;
+    *s = p + 1;
+    return -1;
+}
+
 void belt__subst(belt__buf *out, const char *tmpl, const belt__tpl *t,
                  const size_t *digits)
 {
-    const char *s = tmpl;
-    while (*s != '\0') {
-        /* Copy the run of ordinary characters at once. */
-        size_t plain = strcspn(s, "{}");
-        if (plain > 0) {
-            belt__buf_add(out, s, plain);
-            s += plain;
-            continue;
-        }
-        if (s[0] == s[1]) { /* "{{" or "}}" */
-            belt__buf_addc(out, s[0]);
-            s += 2;
-            continue;
-        }
-        if (s[0] == '{') {
-            size_t n = belt__placeholder_len(s);
-            int k = n > 0 ? belt__key_index(t, s + 1, n) : -1;
-            if (k >= 0) {
-                belt__buf_adds(out, t->vals[k][digits[k]]);
-                s += n + 2;
-                continue;
-            }
-        }
-        belt__buf_addc(out, *s++);
+    const char *lit;
+    size_t n;
+    for (const char *s = tmpl; *s != '\0';) {
+        int k = scan_step(&s, t, &lit, &n);
+        if (k >= 0)
+            belt__buf_adds(out, t->vals[k][digits[k]]);
+        else
+            belt__buf_add(out, lit, n);
     }
 }
 
 uint64_t belt__keys_used(const char *tmpl, const belt__tpl *t)
 {
     uint64_t mask = 0;
+    const char *lit;
+    size_t n;
     for (const char *s = tmpl; *s != '\0';) {
-        if ((s[0] == '{' || s[0] == '}') && s[1] == s[0]) {
-            s += 2;
-            continue;
-        }
-        if (s[0] == '{') {
-            size_t n = belt__placeholder_len(s);
-            int k = n > 0 ? belt__key_index(t, s + 1, n) : -1;
-            if (k >= 0) {
-                mask |= (uint64_t)1 << k;
-                s += n + 2;
-                continue;
-            }
-        }
-        s++;
+        int k = scan_step(&s, t, &lit, &n);
+        if (k >= 0)
+            mask |= (uint64_t)1 << k;
     }
     return mask;
 }

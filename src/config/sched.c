@@ -171,6 +171,17 @@ static bool ready_now(const belt_sched *s, uint64_t seq)
     return groups_ok(s, t, digits);
 }
 
+/* Starts it over the points that wait on group g; returns their
+ * template. */
+static const belt__tpl *group_points(const belt_sched *s, uint32_t g,
+                                     belt__pit *it)
+{
+    const belt__dep *d = dep_of_group(s->cfg, g);
+    const belt__tpl *t = &s->cfg->tpl[d->tpl];
+    belt__pit_start(it, t, d->keymask, g - d->group0);
+    return t;
+}
+
 /* Job u ended ok (or was ok in the resume file). */
 static void finish_ok(belt_sched *s, uint32_t u)
 {
@@ -181,10 +192,8 @@ static void finish_ok(belt_sched *s, uint32_t u)
         if ((s->g_state[g] & G_FAILED) || --s->g_state[g] != 0)
             continue;
         /* Group satisfied: wake its waiting points that now are ready. */
-        const belt__dep *d = dep_of_group(s->cfg, g);
-        const belt__tpl *t = &s->cfg->tpl[d->tpl];
         belt__pit it;
-        for (belt__pit_start(&it, t, d->keymask, g - d->group0); !it.done;
+        for (const belt__tpl *t = group_points(s, g, &it); !it.done;
              belt__pit_next(&it)) {
             uint64_t j = t->first + it.point;
             if (PHASE(s->st[j]) == PH_WAITING && groups_ok(s, t, it.digits) &&
@@ -211,10 +220,8 @@ static void finish_fail(belt_sched *s, uint32_t u0)
             if (s->g_state[g] & G_FAILED)
                 continue;
             s->g_state[g] = G_FAILED | u;
-            const belt__dep *d = dep_of_group(s->cfg, g);
-            const belt__tpl *t = &s->cfg->tpl[d->tpl];
             belt__pit it;
-            for (belt__pit_start(&it, t, d->keymask, g - d->group0); !it.done;
+            for (const belt__tpl *t = group_points(s, g, &it); !it.done;
                  belt__pit_next(&it)) {
                 uint64_t j = t->first + it.point;
                 int ph = PHASE(s->st[j]);

@@ -869,13 +869,8 @@ belt__experiment *belt__experiment_load_string(const char *json,
                                                const belt__exp_overrides *ov,
                                                belt_config_error *err)
 {
-    if (source == NULL)
-        source = "<string>";
-    if (json == NULL) {
-        if (err != NULL)
-            belt__error_start(err, source, "no config text");
+    if (belt__config_string(json, &source, err) != BELT_OK)
         return NULL;
-    }
     return load_text(json, strlen(json), source, NULL, ov, err);
 }
 

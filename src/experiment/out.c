@@ -33,6 +33,7 @@
 
 #include "belt/error.h"
 #include "experiment/hist.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -201,19 +202,17 @@ static void csv_num(FILE *f, double v)
         fputc(',', f);
 }
 
+/* s as a JSON string (util/json.h), or null when it cannot be allocated
+ * (the file's write error is what the caller checks; this can't fail). */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    belt__buf b = { 0 };
+    belt__json_add_str(&b, s, strlen(s));
+    if (b.oom)
+        fputs("null", f);
+    else
+        fwrite(b.p, 1, b.len, f);
+    belt__buf_free(&b);
 }
 
 static void json_num(FILE *f, double v)
@@ -222,6 +221,13 @@ static void json_num(FILE *f, double v)
         fprintf(f, "%.9g", v);
     else
         fputs("null", f);
+}
+
+/* , "key": v */
+static void json_key_num(FILE *f, const char *key, double v)
+{
+    fprintf(f, ", \"%s\": ", key);
+    json_num(f, v);
 }
 
 /* "[2,1,1,1]" for speeds, "" when all 1. */
@@ -309,8 +315,7 @@ static void write_json(FILE *f, const belt__experiment *e,
         fprintf(f, ", \"workers\": %u, \"d\": %u, \"arrival\": \"%s\", \"load\": ",
                 pt->workers, pt->d, belt__arrival_name(pt->arrival));
         json_num(f, pt->load);
-        fputs(", \"rate\": ", f);
-        json_num(f, pt->rate);
+        json_key_num(f, "rate", pt->rate);
         fputs(", \"service\": ", f);
         json_str(f, pt->service_text);
         fputs(", \"speeds\": ", f);
@@ -324,24 +329,18 @@ static void write_json(FILE *f, const belt__experiment *e,
         }
         fprintf(f, ", \"jobs\": %llu, \"max_time\": ", (unsigned long long)pt->jobs);
         json_num(f, pt->max_time);
-        fputs(", \"warmup\": ", f);
-        json_num(f, pt->warmup);
+        json_key_num(f, "warmup", pt->warmup);
         fprintf(f, ", \"seed\": %llu, \"repeat\": %u, \"runs\": %u",
                 (unsigned long long)pt->seed, pt->repeat, r->runs);
         for (int m = 0; m < BELT__M_COUNT; m++) {
             fprintf(f, ", \"%s\": ", metric_names[m]);
             json_num(f, r->v[m]);
         }
-        fputs(", \"theory_sojourn_mean\": ", f);
-        json_num(f, r->theory_mean);
-        fputs(", \"theory_sojourn_p99\": ", f);
-        json_num(f, r->theory_p99);
-        fputs(", \"live_submit_late\": ", f);
-        json_num(f, r->late);
-        fputs(", \"live_service_overrun\": ", f);
-        json_num(f, r->overrun);
-        fputs(", \"wall\": ", f);
-        json_num(f, r->wall);
+        json_key_num(f, "theory_sojourn_mean", r->theory_mean);
+        json_key_num(f, "theory_sojourn_p99", r->theory_p99);
+        json_key_num(f, "live_submit_late", r->late);
+        json_key_num(f, "live_service_overrun", r->overrun);
+        json_key_num(f, "wall", r->wall);
         fputs(",\n   \"ci95\": {", f);
         for (int m = 0; m < BELT__M_COUNT; m++) {
             fprintf(f, "%s\"%s\": ", m ? ", " : "", metric_names[m]);

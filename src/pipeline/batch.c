@@ -545,6 +545,17 @@ int belt__out_flush(belt__out *o)
     return o->err;
 }
 
+int belt__out_recv(belt__out *o, belt__edge *in, bool flush_first,
+                   belt__pbatch **b)
+{
+    int r = belt__edge_recv(in, b, true);
+    if (r != BELT_EMPTY)
+        return r;
+    if (flush_first && belt__out_flush(o) != 0)
+        return o->err;
+    return belt__edge_recv(in, b, false);
+}
+
 belt__pbatch *belt__out_take_chain(belt__out *o)
 {
     belt__out_flush(o);

@@ -190,6 +190,19 @@ static int one_of(belt__lctx *c, const belt__jpath *p, json_t *o,
     return BELT_OK;
 }
 
+/* o's key (present) is a boolean that may only be true: a source or sink
+ * named by a flag ({"stdin": true}). */
+static int get_true(belt__lctx *c, const belt__jpath *p, json_t *o,
+                    const char *key)
+{
+    bool yes = false;
+    int rc = get_bool(c, p, o, key, &yes);
+    if (rc != BELT_OK || yes)
+        return rc;
+    belt__jpath q = belt__jp_key(p, key);
+    return belt__fail(c, &q, false, "must be true (or leave it out)");
+}
+
 static int parse_source(belt__lctx *c, json_t *v, belt__pipeline_config *pc)
 {
     belt__jpath p = belt__jp_key(NULL, "pipeline");
@@ -214,13 +227,8 @@ static int parse_source(belt__lctx *c, json_t *v, belt__pipeline_config *pc)
         pc->src = BELT__SRC_COMMAND;
         return get_str(c, &p, v, "command", true, &pc->src_command);
     case 2: {
-        bool yes = false;
-        if ((rc = get_bool(c, &p, v, "stdin", &yes)) != BELT_OK)
+        if ((rc = get_true(c, &p, v, "stdin")) != BELT_OK)
             return rc;
-        if (!yes) {
-            belt__jpath q = belt__jp_key(&p, "stdin");
-            return belt__fail(c, &q, false, "must be true (or leave it out)");
-        }
         pc->src = BELT__SRC_STDIN;
         return BELT_OK;
     }
@@ -266,13 +274,8 @@ static int parse_sink(belt__lctx *c, json_t *v, belt__pipeline_config *pc)
         pc->sink = BELT__SNK_FILE;
         return get_str(c, &p, v, "file", true, &pc->sink_path);
     case 1: {
-        bool yes = false;
-        if ((rc = get_bool(c, &p, v, "stdout", &yes)) != BELT_OK)
+        if ((rc = get_true(c, &p, v, "stdout")) != BELT_OK)
             return rc;
-        if (!yes) {
-            belt__jpath q = belt__jp_key(&p, "stdout");
-            return belt__fail(c, &q, false, "must be true (or leave it out)");
-        }
         return BELT_OK;
     }
     default:
@@ -727,15 +730,9 @@ int belt__pipeline_load_string(const char *json, const char *source,
                                belt__pipeline_config **out,
                                belt_config_error *err)
 {
-    if (source == NULL)
-        source = "<string>";
-    if (json == NULL) {
-        *out = NULL;
-        if (err != NULL)
-            belt__error_start(err, source, "no config text");
-        return BELT_EINVAL;
-    }
-    return load_buf(json, strlen(json), source, out, err);
+    *out = NULL;
+    int rc = belt__config_string(json, &source, err);
+    return rc != BELT_OK ? rc : load_buf(json, strlen(json), source, out, err);
 }
 
 int belt__pipeline_load(const char *path, belt__pipeline_config **out,

@@ -236,6 +236,14 @@ int belt__out_between(belt__out *o);
 /* Sends (or chains) cur if it holds anything, and sends the burst.
  * Returns o->err. */
 int belt__out_flush(belt__out *o);
+/* A per-item stage's next batch from edge in: taken at once when one is
+ * there; else what o holds is flushed first (unless the stage reorders,
+ * flush_first false), so that nothing produced waits while the stage
+ * does, and then it waits.  Returns BELT_OK with *b set, or anything else
+ * when the stage should stop (the edge closed or was stopped, or the
+ * flush failed). */
+int belt__out_recv(belt__out *o, belt__edge *in, bool flush_first,
+                   belt__pbatch **b);
 /* Chain mode: takes the chain (flushing cur into it first). */
 belt__pbatch *belt__out_take_chain(belt__out *o);
 /* Gives back anything o still holds. */

@@ -71,13 +71,7 @@ static void *fn_worker(void *arg)
     belt_stage_fn *fn = st->fs.fn;
     for (;;) {
         belt__pbatch *b;
-        int r = belt__edge_recv(st->in, &b, true);
-        if (r == BELT_EMPTY) {
-            if (st->ro == NULL && belt__out_flush(&o) != 0)
-                break;
-            r = belt__edge_recv(st->in, &b, false);
-        }
-        if (r != BELT_OK)
+        if (belt__out_recv(&o, st->in, st->ro == NULL, &b) != BELT_OK)
             break;
         atomic_fetch_add_explicit(&st->c.busy, 1, memory_order_relaxed);
         o.busy = &st->c.busy; /* lowered while a send blocks */

@@ -162,13 +162,7 @@ static void *item_worker(void *arg)
 
     while (!stop) {
         belt__pbatch *b;
-        int r = belt__edge_recv(st->in, &b, true);
-        if (r == BELT_EMPTY) {
-            if (st->ro == NULL && belt__out_flush(&o) != 0)
-                break;
-            r = belt__edge_recv(st->in, &b, false);
-        }
-        if (r != BELT_OK)
+        if (belt__out_recv(&o, st->in, st->ro == NULL, &b) != BELT_OK)
             break;
         atomic_fetch_add_explicit(&st->c.in, b->n, memory_order_relaxed);
         for (uint32_t i = 0; i < b->n && !stop; i++) {

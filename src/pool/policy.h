@@ -101,6 +101,20 @@ typedef struct belt__policy {
                        const belt__load_view *view);
 } belt__policy;
 
+/* The cursor of round-robin placement (round-robin, and where
+ * work-stealing puts new jobs): next < n. */
+typedef struct belt__rr {
+    unsigned next, n;
+} belt__rr;
+
+/* The worker whose turn it is; advances the cursor.  Can't fail. */
+static inline unsigned belt__rr_next(belt__rr *c)
+{
+    unsigned i = c->next;
+    c->next = i + 1 == c->n ? 0 : i + 1;
+    return i;
+}
+
 /* The policies, one per file (policy_<name>.c). */
 extern const belt__policy belt__policy_shared;       /* pool/policy/shared.c */
 extern const belt__policy belt__policy_round_robin;  /* pool/policy/round_robin.c */

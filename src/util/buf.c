@@ -56,25 +56,27 @@ void belt__buf_addc(belt__buf *b, char c)
     belt__buf_add(b, &c, 1);
 }
 
-void belt__buf_addf(belt__buf *b, const char *fmt, ...)
+void belt__buf_vaddf(belt__buf *b, const char *fmt, va_list ap)
 {
     char small[128];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof small)
+        belt__buf_add(b, small, (size_t)n);
+    else if (n >= 0 && belt__buf_reserve(b, (size_t)n)) {
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
+void belt__buf_addf(belt__buf *b, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    belt__buf_vaddf(b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof small) {
-        belt__buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!belt__buf_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
 }
 
 int belt__buf_read(belt__buf *b, FILE *f)

@@ -10,6 +10,7 @@
 #ifndef BELT_UTIL_BUF_H
 #define BELT_UTIL_BUF_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ void belt__buf_adds(belt__buf *b, const char *s);
 void belt__buf_addc(belt__buf *b, char c);
 void belt__buf_addf(belt__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void belt__buf_vaddf(belt__buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Makes room for extra more bytes (and the NUL) in b.  False, with oom set,
  * when memory runs out or b->oom was already set. */

@@ -197,8 +197,6 @@ void belt__broker_cmd_reset(belt__broker_cmd *c); /* argc = 0, keeps memory */
 void belt__broker_cmd_free(belt__broker_cmd *c);
 int belt__broker_cmd_add(belt__broker_cmd *c, const char *s, size_t len);
 int belt__broker_cmd_adds(belt__broker_cmd *c, const char *s); /* strlen */
-int belt__broker_cmd_addf(belt__broker_cmd *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 /* belt__broker_command() / belt__broker_append() with c's arguments. */
 redisReply *belt__broker_cmd_run(belt__broker *b, const belt__broker_cmd *c,
                                  char *msg, size_t n);

@@ -548,28 +548,6 @@ int belt__broker_cmd_adds(belt__broker_cmd *c, const char *s)
     return belt__broker_cmd_add(c, s ? s : "", s ? strlen(s) : 0);
 }
 
-int belt__broker_cmd_addf(belt__broker_cmd *c, const char *fmt, ...)
-{
-    char small[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (len < 0)
-        return BELT_EINVAL;
-    if ((size_t)len < sizeof small)
-        return belt__broker_cmd_add(c, small, (size_t)len);
-    char *big = malloc((size_t)len + 1);
-    if (big == NULL)
-        return BELT_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    int rc = belt__broker_cmd_add(c, big, (size_t)len);
-    free(big);
-    return rc;
-}
-
 redisReply *belt__broker_cmd_run(belt__broker *b, const belt__broker_cmd *c,
                                  char *msg, size_t n)
 {

@@ -15,10 +15,6 @@
 
 #include "belt/error.h"
 
-typedef struct rr_state {
-    unsigned next; /* < n */
-    unsigned n;
-} rr_state;
 
 static int rr_init(void **state, unsigned nworkers, uint64_t seed,
                    const belt__policy_params *params)
@@ -27,7 +23,7 @@ static int rr_init(void **state, unsigned nworkers, uint64_t seed,
     (void)params;
     if (nworkers == 0)
         return BELT_EINVAL;
-    rr_state *s = malloc(sizeof *s);
+    belt__rr *s = malloc(sizeof *s);
     if (s == NULL)
         return BELT_ENOMEM;
     s->next = 0;
@@ -38,11 +34,8 @@ static int rr_init(void **state, unsigned nworkers, uint64_t seed,
 
 static unsigned rr_pick(void *state, const belt__load_view *view)
 {
-    rr_state *s = state;
     (void)view;
-    unsigned i = s->next;
-    s->next = i + 1 == s->n ? 0 : i + 1;
-    return i;
+    return belt__rr_next(state);
 }
 
 static void rr_free(void *state)

@@ -42,9 +42,8 @@ typedef struct steal_rng {
 } steal_rng;
 
 typedef struct steal_state {
-    alignas(64) unsigned next; /* pick(): < n */
-    unsigned n;
-    steal_rng *thief;          /* n of them */
+    alignas(64) belt__rr place; /* pick(): where new jobs go */
+    steal_rng *thief;           /* place.n of them */
 } steal_state;
 
 static void steal_free(void *state)
@@ -74,8 +73,8 @@ static int steal_init(void **state, unsigned nworkers, uint64_t seed,
     for (unsigned i = 0; i < nworkers; i++)
         belt__rng_seed(&s->thief[i].rng,
                        seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
-    s->n = nworkers;
-    s->next = 0;
+    s->place.n = nworkers;
+    s->place.next = 0;
     *state = s;
     return BELT_OK;
 }
@@ -84,18 +83,17 @@ static unsigned steal_pick(void *state, const belt__load_view *view)
 {
     steal_state *s = state;
     (void)view;
-    unsigned i = s->next;
-    s->next = i + 1 == s->n ? 0 : i + 1;
-    return i;
+    return belt__rr_next(&s->place);
 }
 
 static unsigned steal_victim(void *state, unsigned thief,
                              const belt__load_view *view)
 {
     steal_state *s = state;
-    if (s->n < 2 || thief >= s->n)
+    unsigned n = s->place.n;
+    if (n < 2 || thief >= n)
         return view->n;
-    unsigned v = belt__rng_below(&s->thief[thief].rng, s->n - 1);
+    unsigned v = belt__rng_below(&s->thief[thief].rng, n - 1);
     return v >= thief ? v + 1 : v;
 }
 
