@@ -29,6 +29,7 @@
 #include "experiment/experiment.h"
 
 #include "belt/error.h"
+#include "util/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,9 +102,9 @@ static int close_in(FILE *f, const char *dir, const char *name, char *msg,
 {
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
-        snprintf(msg, msg_size, "cannot write %s/%s: %s", dir, name,
-                 strerror(errno));
-        return BELT_ESYS;
+        return belt__errf(msg, msg_size, BELT_ESYS,
+                          "cannot write %s/%s: %s", dir, name,
+                          strerror(errno));
     }
     return BELT_OK;
 }
@@ -154,8 +155,7 @@ static int latency(const char *dir, const char *base, const belt__experiment *e,
     size_t np = policies(rows, idx, n, pol);
     const belt__exp_row **sorted = malloc(n * sizeof *sorted);
     if (sorted == NULL) {
-        snprintf(msg, msg_size, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, msg_size, BELT_ENOMEM, "out of memory");
     }
     char name[64];
     snprintf(name, sizeof name, "%s.dat", base);
@@ -312,8 +312,8 @@ static int gnuplot(const char *dir, const char *script, const char *fmt,
     char *argv[] = { "gnuplot", "-e", set, (char *)script, NULL };
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) {
-        snprintf(msg, msg_size, "cannot run gnuplot: out of memory");
-        return BELT_ESYS;
+        return belt__errf(msg, msg_size, BELT_ESYS,
+                          "cannot run gnuplot: out of memory");
     }
     posix_spawn_file_actions_addchdir_np(&fa, dir);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
@@ -328,20 +328,20 @@ static int gnuplot(const char *dir, const char *script, const char *fmt,
         return BELT_ENOENT;
     }
     if (err != 0) {
-        snprintf(msg, msg_size, "cannot run gnuplot: %s", strerror(err));
-        return BELT_ESYS;
+        return belt__errf(msg, msg_size, BELT_ESYS,
+                          "cannot run gnuplot: %s", strerror(err));
     }
     int st;
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR) {
-            snprintf(msg, msg_size, "waiting for gnuplot: %s", strerror(errno));
-            return BELT_ESYS;
+            return belt__errf(msg, msg_size, BELT_ESYS,
+                              "waiting for gnuplot: %s", strerror(errno));
         }
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(msg, msg_size, "gnuplot failed on %s/%s (%s)", dir, script,
-                 fmt);
-        return BELT_ESYS;
+        return belt__errf(msg, msg_size, BELT_ESYS,
+                          "gnuplot failed on %s/%s (%s)", dir, script,
+                          fmt);
     }
     return BELT_OK;
 }
@@ -357,8 +357,7 @@ int belt__exp_plot(const char *dir, const belt__experiment *e,
         free(idx);
         free(group);
         free(scripts);
-        snprintf(msg, msg_size, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, msg_size, BELT_ENOMEM, "out of memory");
     }
     /* Group the rows: group[i] is the first row of i's group. */
     for (size_t i = 0; i < n; i++) {

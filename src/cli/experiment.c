@@ -36,6 +36,7 @@
 #include "experiment/experiment.h"
 #include "experiment/sim.h"
 #include "util/clock.h"
+#include "util/err.h"
 
 static void usage(FILE *out)
 {
@@ -213,8 +214,7 @@ static int run_point(const belt__experiment *e, const belt__exp_point *pt,
     if (res == NULL || ex == NULL) {
         free(res);
         free(ex);
-        snprintf(msg, msg_size, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, msg_size, BELT_ENOMEM, "out of memory");
     }
     int64_t t0 = belt__now_mono();
     unsigned done = 0;

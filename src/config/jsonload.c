@@ -337,6 +337,8 @@ int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
 void belt__error_start(belt_config_error *e, const char *source,
                        const char *text)
 {
+    if (e == NULL)
+        return;
     memset(e, 0, sizeof *e);
     snprintf(e->source, sizeof e->source, "%s", source);
     if (text != NULL)

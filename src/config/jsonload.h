@@ -103,7 +103,8 @@ int belt__fail_unknown(belt__lctx *c, const belt__jpath *p, bool at_key,
                        const char *what, const char *name,
                        const char *const *known, const char *hint);
 
-/* Clears e, sets its source and, unless NULL, its text.  Can't fail. */
+/* Clears e (may be NULL: nothing happens), sets its source and, unless
+ * NULL, its text.  Can't fail. */
 void belt__error_start(belt_config_error *e, const char *source,
                        const char *text);
 

@@ -478,16 +478,6 @@ uint64_t belt_sched_running(const belt_sched *s)
 
 /* ---- creation ----------------------------------------------------------- */
 
-static void set_err(belt_config_error *err, const char *source,
-                    const char *text)
-{
-    if (err == NULL)
-        return;
-    memset(err, 0, sizeof *err);
-    snprintf(err->source, sizeof err->source, "%s", source);
-    snprintf(err->text, sizeof err->text, "%s", text);
-}
-
 /* Does this results line say the job is ok? */
 static const char *ok_id(json_t *o)
 {
@@ -550,12 +540,12 @@ belt_sched *belt_sched_new(const belt_config *cfg,
                            belt_config_error *err)
 {
     if (cfg == NULL) {
-        set_err(err, "<sched>", "no config");
+        belt__error_start(err, "<sched>", "no config");
         return NULL;
     }
     belt_sched *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        set_err(err, cfg->source, "out of memory");
+        belt__error_start(err, cfg->source, "out of memory");
         return NULL;
     }
     s->cfg = cfg;
@@ -563,43 +553,40 @@ belt_sched *belt_sched_new(const belt_config *cfg,
     s->outlist.next = s->outlist.prev = &s->outlist;
     s->halt_on_error = cfg->halt_on_error || (opt != NULL && opt->halt_on_error);
     const char *resume = opt != NULL ? opt->resume_path : NULL;
-    bool ok = (s->st = calloc(s->n, 1)) != NULL;
-
-    if (ok && resume != NULL)
-        ok = (s->resume_path = strdup(resume)) != NULL;
-    if (ok && (cfg->ngroups > 0 || resume != NULL)) {
+    /* Every allocation failure goes to `nomem`: belt_sched_free() releases
+     * whatever was made. */
+    if ((s->st = calloc(s->n, 1)) == NULL)
+        goto nomem;
+    if (resume != NULL && (s->resume_path = strdup(resume)) == NULL)
+        goto nomem;
+    if (cfg->ngroups > 0 || resume != NULL) {
         /* Room for every job in each heap: pushes cannot fail. */
-        ok = (s->ready.v = malloc(s->n * sizeof(uint32_t))) != NULL &&
-             (s->unrun.v = malloc(s->n * sizeof(uint32_t))) != NULL;
+        if ((s->ready.v = malloc(s->n * sizeof(uint32_t))) == NULL ||
+            (s->unrun.v = malloc(s->n * sizeof(uint32_t))) == NULL)
+            goto nomem;
     }
-    if (ok && cfg->ngroups > 0) {
+    if (cfg->ngroups > 0) {
         uint32_t nm = cfg->g_off[cfg->ngroups];
-        ok = (s->g_state = malloc(cfg->ngroups * sizeof(uint32_t))) != NULL &&
-             (s->rev_off = calloc(s->n + 1, sizeof(uint32_t))) != NULL &&
-             (s->rev = malloc((nm ? nm : 1) * sizeof(uint32_t))) != NULL &&
-             (s->work = malloc(s->n * sizeof(uint32_t))) != NULL;
-        if (ok) {
-            /* Reverse index: count, prefix-sum to ends, fill backwards so
-             * each rev_off[j] ends at its start. */
-            for (uint32_t g = 0; g < cfg->ngroups; g++) {
-                s->g_state[g] = cfg->g_off[g + 1] - cfg->g_off[g];
-                for (uint32_t k = cfg->g_off[g]; k < cfg->g_off[g + 1]; k++)
-                    s->rev_off[cfg->members[k]]++;
-            }
-            uint32_t sum = 0;
-            for (uint64_t j = 0; j <= s->n; j++) {
-                sum += s->rev_off[j];
-                s->rev_off[j] = sum;
-            }
-            for (uint32_t g = cfg->ngroups; g-- > 0;)
-                for (uint32_t k = cfg->g_off[g + 1]; k-- > cfg->g_off[g];)
-                    s->rev[--s->rev_off[cfg->members[k]]] = g;
+        if ((s->g_state = malloc(cfg->ngroups * sizeof(uint32_t))) == NULL ||
+            (s->rev_off = calloc(s->n + 1, sizeof(uint32_t))) == NULL ||
+            (s->rev = malloc((nm ? nm : 1) * sizeof(uint32_t))) == NULL ||
+            (s->work = malloc(s->n * sizeof(uint32_t))) == NULL)
+            goto nomem;
+        /* Reverse index: count, prefix-sum to ends, fill backwards so each
+         * rev_off[j] ends at its start. */
+        for (uint32_t g = 0; g < cfg->ngroups; g++) {
+            s->g_state[g] = cfg->g_off[g + 1] - cfg->g_off[g];
+            for (uint32_t k = cfg->g_off[g]; k < cfg->g_off[g + 1]; k++)
+                s->rev_off[cfg->members[k]]++;
         }
-    }
-    if (!ok) {
-        set_err(err, cfg->source, "out of memory");
-        belt_sched_free(s);
-        return NULL;
+        uint32_t sum = 0;
+        for (uint64_t j = 0; j <= s->n; j++) {
+            sum += s->rev_off[j];
+            s->rev_off[j] = sum;
+        }
+        for (uint32_t g = cfg->ngroups; g-- > 0;)
+            for (uint32_t k = cfg->g_off[g + 1]; k-- > cfg->g_off[g];)
+                s->rev[--s->rev_off[cfg->members[k]]] = g;
     }
     if (resume != NULL) {
         int rc = read_resume(s, resume);
@@ -607,15 +594,20 @@ belt_sched *belt_sched_new(const belt_config *cfg,
             char text[300];
             snprintf(text, sizeof text, "cannot read the resume file: %s",
                      rc == BELT_ENOMEM ? "out of memory" : strerror(errno));
-            set_err(err, resume, text);
-            belt_sched_free(s);
-            return NULL;
+            belt__error_start(err, resume, text);
+            goto fail;
         }
         for (uint64_t j = 0; j < s->n; j++)
             if (PHASE(s->st[j]) == PH_RESUMED)
                 finish_ok(s, (uint32_t)j);
     }
     return s;
+
+nomem:
+    belt__error_start(err, cfg->source, "out of memory");
+fail:
+    belt_sched_free(s);
+    return NULL;
 }
 
 void belt_sched_free(belt_sched *s)

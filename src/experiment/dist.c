@@ -32,6 +32,7 @@
 
 #include "belt/error.h"
 #include "belt/job.h"
+#include "util/err.h"
 
 static const char *const kind_names[] = {
     "constant", "uniform", "exponential", "lognormal", "pareto", "bimodal",
@@ -53,20 +54,6 @@ static int key_is_time(const char *key)
            strcmp(key, "p_long") != 0;
 }
 
-static int fail(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t size, const char *fmt, ...)
-{
-    if (msg != NULL && size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, size, fmt, ap);
-        va_end(ap);
-    }
-    return BELT_ECONFIG;
-}
-
 const char *belt__dist_name(belt__dist_kind kind)
 {
     return (unsigned)kind < NKINDS ? kind_names[kind] : "unknown";
@@ -77,52 +64,64 @@ int belt__dist_init(belt__dist *d, belt__dist_kind kind, double a, double b,
 {
     belt__dist t = { .kind = kind, .p = { a, b, c, 0.0 } };
     if ((unsigned)kind >= NKINDS)
-        return fail(msg, msg_size, "dist: unknown kind %d", (int)kind);
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "dist: unknown kind %d", (int)kind);
     const char *const *keys = kind_keys[kind];
     for (int i = 0; i < 3 && keys[i] != NULL; i++) {
         double v = t.p[i];
         if (!isfinite(v))
-            return fail(msg, msg_size, "%s: must be a finite number", keys[i]);
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "%s: must be a finite number", keys[i]);
         if (key_is_time(keys[i]) && v < 0.0)
-            return fail(msg, msg_size, "%s: must be >= 0", keys[i]);
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "%s: must be >= 0", keys[i]);
     }
     switch (kind) {
     case BELT__DIST_CONSTANT:
         break;
     case BELT__DIST_UNIFORM:
         if (b < a)
-            return fail(msg, msg_size, "max: must be >= min");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "max: must be >= min");
         break;
     case BELT__DIST_EXPONENTIAL:
         if (!(a > 0.0))
-            return fail(msg, msg_size, "mean: must be > 0");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "mean: must be > 0");
         break;
     case BELT__DIST_LOGNORMAL:
         if (!(a > 0.0))
-            return fail(msg, msg_size, "mean: must be > 0");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "mean: must be > 0");
         if (b < 0.0)
-            return fail(msg, msg_size, "sigma: must be >= 0");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "sigma: must be >= 0");
         if (b > 10.0)
-            return fail(msg, msg_size, "sigma: must be <= 10");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "sigma: must be <= 10");
         t.p[2] = log(a) - b * b / 2.0;
         break;
     case BELT__DIST_PARETO:
         if (!(a > 0.0))
-            return fail(msg, msg_size, "alpha: must be > 0");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "alpha: must be > 0");
         if (!(b > 0.0))
-            return fail(msg, msg_size, "min: must be > 0");
+            return belt__errf(msg, msg_size, BELT_ECONFIG, "min: must be > 0");
         if (!(c > b))
-            return fail(msg, msg_size, "max: must be > min");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "max: must be > min");
         t.p[3] = 1.0 - pow(b / c, a);
         if (!(t.p[3] > 0.0))
-            return fail(msg, msg_size,
-                        "max: too close to min for alpha (empty range)");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "max: too close to min for alpha (empty range)");
         break;
     case BELT__DIST_BIMODAL:
         if (b < a)
-            return fail(msg, msg_size, "long: must be >= short");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "long: must be >= short");
         if (!(c >= 0.0 && c <= 1.0))
-            return fail(msg, msg_size, "p_long: must be in [0, 1]");
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "p_long: must be in [0, 1]");
         break;
     }
     *d = t;
@@ -137,8 +136,8 @@ static int get_param(const json_t *obj, const char *path, const char *key,
     const json_t *v = json_object_get(obj, key);
     const char *sep = *path ? "." : "";
     if (v == NULL)
-        return fail(msg, size, "%s%smissing \"%s\"", path,
-                    *path ? ": " : "", key);
+        return belt__errf(msg, size, BELT_ECONFIG, "%s%smissing \"%s\"", path,
+                          *path ? ": " : "", key);
     if (json_is_number(v)) {
         *out = json_number_value(v);
         return BELT_OK;
@@ -151,11 +150,12 @@ static int get_param(const json_t *obj, const char *path, const char *key,
         }
     }
     if (key_is_time(key))
-        return fail(msg, size,
-                    "%s%s%s: expected a duration like \"1ms\" or a number of "
-                    "seconds",
-                    path, sep, key);
-    return fail(msg, size, "%s%s%s: expected a number", path, sep, key);
+        return belt__errf(msg, size, BELT_ECONFIG,
+                          "%s%s%s: expected a duration like \"1ms\" or a number of "
+                          "seconds",
+                          path, sep, key);
+    return belt__errf(msg, size, BELT_ECONFIG,
+                      "%s%s%s: expected a number", path, sep, key);
 }
 
 int belt__dist_from_json(belt__dist *d, const json_t *obj, const char *path,
@@ -165,27 +165,30 @@ int belt__dist_from_json(belt__dist *d, const json_t *obj, const char *path,
         path = "";
     const char *sep = *path ? "." : "";
     if (!json_is_object(obj))
-        return fail(msg, msg_size, "%s%sexpected an object like "
-                    "{\"dist\": \"exponential\", \"mean\": \"1ms\"}",
-                    path, *path ? ": " : "");
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "%s%sexpected an object like "
+                          "{\"dist\": \"exponential\", \"mean\": \"1ms\"}",
+                          path, *path ? ": " : "");
     const json_t *jk = json_object_get(obj, "dist");
     if (jk == NULL)
-        return fail(msg, msg_size, "%s%smissing \"dist\"", path,
-                    *path ? ": " : "");
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "%s%smissing \"dist\"", path,
+                          *path ? ": " : "");
     const char *name = json_string_value(jk);
     if (name == NULL)
-        return fail(msg, msg_size, "%s%sdist: expected a string", path, sep);
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "%s%sdist: expected a string", path, sep);
     unsigned kind = 0;
     while (kind < NKINDS && strcmp(kind_names[kind], name) != 0)
         kind++;
     if (kind == NKINDS && strcmp(name, "bounded-pareto") == 0)
         kind = BELT__DIST_PARETO;
     if (kind == NKINDS)
-        return fail(msg, msg_size,
-                    "%s%sdist: unknown distribution \"%s\" (expected "
-                    "constant, uniform, exponential, lognormal, pareto, "
-                    "bounded-pareto or bimodal)",
-                    path, sep, name);
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "%s%sdist: unknown distribution \"%s\" (expected "
+                          "constant, uniform, exponential, lognormal, pareto, "
+                          "bounded-pareto or bimodal)",
+                          path, sep, name);
 
     const char *keys[3];
     memcpy(keys, kind_keys[kind], sizeof keys);
@@ -208,9 +211,9 @@ int belt__dist_from_json(belt__dist *d, const json_t *obj, const char *path,
                 snprintf(expect + l, sizeof expect - l, "%s%s",
                          i ? ", " : "", keys[i]);
             }
-            return fail(msg, msg_size,
-                        "%s%s%s: unknown key for %s (expected %s)", path, sep,
-                        key, kind_names[kind], expect);
+            return belt__errf(msg, msg_size, BELT_ECONFIG,
+                              "%s%s%s: unknown key for %s (expected %s)", path, sep,
+                              key, kind_names[kind], expect);
         }
     }
 
@@ -224,7 +227,8 @@ int belt__dist_from_json(belt__dist *d, const json_t *obj, const char *path,
     int rc = belt__dist_init(d, (belt__dist_kind)kind, p[0], p[1], p[2], inner,
                              sizeof inner);
     if (rc != BELT_OK)
-        return fail(msg, msg_size, "%s%s%s", path, sep, inner);
+        return belt__errf(msg, msg_size, BELT_ECONFIG,
+                          "%s%s%s", path, sep, inner);
     return BELT_OK;
 }
 

@@ -34,6 +34,7 @@
 #include "belt/error.h"
 #include "experiment/hist.h"
 #include "util/json.h"
+#include "util/err.h"
 
 #include <errno.h>
 #include <math.h>
@@ -368,8 +369,8 @@ static int write_file(const char *dir, const char *name,
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
-        snprintf(msg, msg_size, "cannot write %s: %s", tmp, strerror(errno));
-        return BELT_ESYS;
+        return belt__errf(msg, msg_size, BELT_ESYS,
+                          "cannot write %s: %s", tmp, strerror(errno));
     }
     fn(f, e, rows, n);
     int bad = ferror(f);

@@ -82,60 +82,57 @@ belt__pipeline *belt__pipeline_create(const belt__pipeline_config *cfg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    bool ok = belt__bpool_init(&p->pool, (uint32_t)cfg->batch) == BELT_OK;
-
+    /* Everything below is released by belt__pipeline_free(), whatever
+     * part of it was made: one exit for every failure. */
+    size_t nth = 2; /* source, sink */
+    if (belt__bpool_init(&p->pool, (uint32_t)cfg->batch) != BELT_OK)
+        goto fail;
     p->stage = calloc(p->nstages, sizeof *p->stage);
     p->edge = calloc(p->nstages + 1, sizeof *p->edge);
-    size_t nth = 2; /* source, sink */
-    if (ok && p->stage != NULL && p->edge != NULL) {
-        for (size_t i = 0; i <= p->nstages && ok; i++) {
-            belt__edge *e = &p->edge[i];
-            size_t cap;
-            if (i < p->nstages) {
-                const belt__stage_config *s = &cfg->stages[i];
-                e->batch_items = batch_items_for(cfg, s);
-                cap = s->capacity == 0 ? 0
-                                       : (s->capacity + e->batch_items - 1) / e->batch_items;
-                nth += (size_t)s->workers * (s->kind == BELT__STAGE_STREAM ? 2 : 1);
-            } else {
-                /* Into the sink: room for a burst (see belt__out). */
-                e->batch_items = (uint32_t)cfg->batch;
-                cap = BELT__BURST;
-            }
-            e->ch = belt_chan_bounded(cap, sizeof(belt__pbatch *));
-            ok = e->ch != NULL && belt__edge_init_room(e) == BELT_OK;
+    if (p->stage == NULL || p->edge == NULL)
+        goto fail;
+    for (size_t i = 0; i <= p->nstages; i++) {
+        belt__edge *e = &p->edge[i];
+        size_t cap;
+        if (i < p->nstages) {
+            const belt__stage_config *s = &cfg->stages[i];
+            e->batch_items = batch_items_for(cfg, s);
+            cap = s->capacity == 0 ? 0
+                                   : (s->capacity + e->batch_items - 1) / e->batch_items;
+            nth += (size_t)s->workers * (s->kind == BELT__STAGE_STREAM ? 2 : 1);
+        } else {
+            /* Into the sink: room for a burst (see belt__out). */
+            e->batch_items = (uint32_t)cfg->batch;
+            cap = BELT__BURST;
         }
-    } else {
-        ok = false;
+        e->ch = belt_chan_bounded(cap, sizeof(belt__pbatch *));
+        if (e->ch == NULL || belt__edge_init_room(e) != BELT_OK)
+            goto fail;
     }
-    for (size_t i = 0; ok && i < p->nstages; i++) {
+    for (size_t i = 0; i < p->nstages; i++) {
         belt__stage *st = &p->stage[i];
         st->p = p;
         st->cfg = &cfg->stages[i];
         st->index = i;
         st->in = &p->edge[i];
         st->out = &p->edge[i + 1];
-        if (cfg->ordered && st->cfg->kind != BELT__STAGE_STREAM) {
-            st->ro = belt__reorder_new(p, st, cfg->reorder_window);
-            ok = st->ro != NULL;
-        }
+        if (cfg->ordered && st->cfg->kind != BELT__STAGE_STREAM &&
+            (st->ro = belt__reorder_new(p, st, cfg->reorder_window)) == NULL)
+            goto fail;
     }
     p->cap_th = nth;
-    p->th = calloc(nth, sizeof *p->th);
-    ok = ok && p->th != NULL;
-    ok = ok && belt__cancel_init(&p->drain) == BELT_OK &&
-         belt__cancel_init(&p->now) == BELT_OK;
-    if (ok) {
-        p->monitor_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        ok = p->monitor_fd >= 0;
-    }
-    if (!ok) {
-        p->finished = 1; /* nothing to wait for */
-        p->joined = true;
-        belt__pipeline_free(p);
-        return NULL;
-    }
+    if ((p->th = calloc(nth, sizeof *p->th)) == NULL ||
+        belt__cancel_init(&p->drain) != BELT_OK ||
+        belt__cancel_init(&p->now) != BELT_OK ||
+        (p->monitor_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        goto fail;
     return p;
+
+fail:
+    p->finished = 1; /* nothing to wait for */
+    p->joined = true;
+    belt__pipeline_free(p);
+    return NULL;
 }
 
 /* ---- errors ------------------------------------------------------------- */

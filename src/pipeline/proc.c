@@ -18,6 +18,7 @@
 #include "util/fd.h"
 #include "util/buf.h"
 #include "util/shell.h"
+#include "util/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,8 +87,8 @@ int belt__proc_spawn(belt__proc *pr, char *const *argv, bool want_in,
     if (want_in ? make_pipe(in, 1) != 0
                 : (devnull = belt__fd_above_stdio(
                        open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) {
-        snprintf(msg, size, "cannot create a pipe: %s", strerror(errno));
-        return BELT_ESYS;
+        return belt__errf(msg, size, BELT_ESYS,
+                          "cannot create a pipe: %s", strerror(errno));
     }
     if (want_out && make_pipe(out, 0) != 0) {
         snprintf(msg, size, "cannot create a pipe: %s", strerror(errno));

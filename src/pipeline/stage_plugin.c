@@ -12,6 +12,7 @@
  * POSIX requires to work; memcpy does it without the cast ISO C frowns on.
  */
 #include "pipeline/internal.h"
+#include "util/err.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -36,8 +37,8 @@ int belt__plugin_load(const belt__stage_config *sc, belt__fnstage *fs,
     void *dl = dlopen(sc->plugin, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
         const char *e = dlerror();
-        snprintf(msg, size, "cannot load plugin: %s", e != NULL ? e : sc->plugin);
-        return BELT_ECONFIG;
+        return belt__errf(msg, size, BELT_ECONFIG,
+                          "cannot load plugin: %s", e != NULL ? e : sc->plugin);
     }
     void *f = lookup(dl, sc->symbol, "");
     if (f == NULL) {

@@ -310,44 +310,43 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
     atomic_init(&p->steals, 0);
     p->results = belt_chan_ref(results);
 
+    /* From here every failure goes to `fail`, which releases what was
+     * made (pool_destroy() is told whether the lock and the cancel token
+     * exist) and returns rc, restoring errno for BELT_ESYS. */
+    int rc = BELT_ENOMEM, sys_errno = 0;
+    bool have_lock = false, have_cancel = false;
     size_t wbytes = sizeof *p->workers * n; /* a multiple of 64 */
     p->workers = aligned_alloc(alignof(pool_worker), wbytes);
-    if (p->workers == NULL) {
-        pool_destroy(p, false, false);
-        return BELT_ENOMEM;
-    }
+    if (p->workers == NULL)
+        goto fail;
     memset(p->workers, 0, wbytes);
 
     belt__policy_params params = { .d = o->d };
     uint64_t seed = o->seed;
     if (seed == 0) /* "any": differs between runs and between pools */
         seed = (uint64_t)belt__clock_ns(CLOCK_MONOTONIC) ^ (uint64_t)(uintptr_t)p;
-    int rc = pol->init(&p->pstate, n, seed, &params);
-    if (rc != BELT_OK) {
+    if ((rc = pol->init(&p->pstate, n, seed, &params)) != BELT_OK) {
         p->pstate = NULL;
-        pool_destroy(p, false, false);
-        return rc;
+        goto fail;
     }
-    if ((rc = pthread_mutex_init(&p->pick_lock, NULL)) != 0) {
-        pool_destroy(p, false, false);
-        errno = rc;
-        return BELT_ESYS;
+    if ((sys_errno = pthread_mutex_init(&p->pick_lock, NULL)) != 0) {
+        rc = BELT_ESYS;
+        goto fail;
     }
+    have_lock = true;
     if (belt__cancel_init(&p->cancel) != BELT_OK) {
-        int e = errno;
-        pool_destroy(p, true, false);
-        errno = e;
-        return BELT_ESYS;
+        sys_errno = errno;
+        rc = BELT_ESYS;
+        goto fail;
     }
+    have_cancel = true;
 
-    p->joined = belt_chan_bounded(1, 1);
-    if (p->joined == NULL)
-        goto nomem;
-    if (shared) {
-        p->shared = belt_chan_bounded(cap, sizeof(belt_result *));
-        if (p->shared == NULL)
-            goto nomem;
-    }
+    rc = BELT_ENOMEM;
+    if ((p->joined = belt_chan_bounded(1, 1)) == NULL)
+        goto fail;
+    if (shared &&
+        (p->shared = belt_chan_bounded(cap, sizeof(belt_result *))) == NULL)
+        goto fail;
     for (unsigned i = 0; i < n; i++) {
         pool_worker *w = &p->workers[i];
         atomic_init(&w->load, 0);
@@ -360,13 +359,13 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
         w->jobs = shared ? p->shared
                          : belt_chan_bounded(cap, sizeof(belt_result *));
         if (w->jobs == NULL)
-            goto nomem;
+            goto fail;
         if (pol->topology == BELT__TOPO_STEALING) {
             /* Room for a full inbox's worth plus a batch: it never grows
              * unless cap is huge (then it starts at 1024 and doubles). */
             size_t dcap = cap < 1024 ? cap + BELT__POOL_BATCH : 1024;
             if (belt__deque_init(&w->deque, dcap) != BELT_OK)
-                goto nomem;
+                goto fail;
             w->has_deque = true;
         }
     }
@@ -376,26 +375,26 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
 
     for (unsigned i = 0; i < n; i++) {
         pool_worker *w = &p->workers[i];
-        rc = create(create_ctx, &w->thread, main_fn, w);
-        if (rc != 0) {
+        if ((sys_errno = create(create_ctx, &w->thread, main_fn, w)) != 0) {
             /* Stop and join the ones already running; none has a job. */
             close_job_channels(p);
             if (p->policy->topology == BELT__TOPO_STEALING)
                 belt__pool_steal_wake_all(p);
             for (unsigned k = 0; k < p->started; k++)
                 pthread_join(p->workers[k].thread, NULL);
-            pool_destroy(p, true, true);
-            errno = rc;
-            return BELT_ESYS;
+            rc = BELT_ESYS;
+            goto fail;
         }
         p->started = i + 1;
     }
     *out = p;
     return BELT_OK;
 
-nomem:
-    pool_destroy(p, true, true);
-    return BELT_ENOMEM;
+fail:
+    pool_destroy(p, have_lock, have_cancel);
+    if (rc == BELT_ESYS)
+        errno = sys_errno;
+    return rc;
 }
 
 static int create_pthread(void *ctx, pthread_t *thread,

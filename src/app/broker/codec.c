@@ -66,7 +66,9 @@
 #include "app/broker/broker.h"
 #include "app/broker/codec.h"
 #include "app/report.h"
+#include "util/buf.h"
 #include "util/json.h"
+#include "util/err.h"
 
 
 static char *put_lit(char *w, const char *s, size_t n)
@@ -224,20 +226,20 @@ void belt__broker_job_free(belt_job *job)
 
 /* ---- decoding: the jansson path ----------------------------------------- */
 
-/* Decoding helpers: each returns 0, or -1 with msg set (BELT_EINVAL) or -2
- * (out of memory). */
+/* Decoding helpers: each returns BELT_OK, BELT_EINVAL with msg set, or
+ * BELT_ENOMEM. */
 
 static int get_str(json_t *o, const char *k, char **out, char *msg, size_t n)
 {
     json_t *v = json_object_get(o, k);
     if (v == NULL || json_is_null(v))
-        return 0;
+        return BELT_OK;
     if (!json_is_string(v)) {
-        snprintf(msg, n, "job JSON: \"%s\" must be a string", k);
-        return -1;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "job JSON: \"%s\" must be a string", k);
     }
     *out = strdup(json_string_value(v));
-    return *out == NULL ? -2 : 0;
+    return *out == NULL ? BELT_ENOMEM : BELT_OK;
 }
 
 static int get_i64(json_t *o, const char *k, int64_t *out, char *msg,
@@ -245,13 +247,13 @@ static int get_i64(json_t *o, const char *k, int64_t *out, char *msg,
 {
     json_t *v = json_object_get(o, k);
     if (v == NULL || json_is_null(v))
-        return 0;
+        return BELT_OK;
     if (!json_is_integer(v)) {
-        snprintf(msg, n, "job JSON: \"%s\" must be an integer", k);
-        return -1;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "job JSON: \"%s\" must be an integer", k);
     }
     *out = (int64_t)json_integer_value(v);
-    return 0;
+    return BELT_OK;
 }
 
 static int get_u64(json_t *o, const char *k, uint64_t *out, uint64_t max,
@@ -260,15 +262,16 @@ static int get_u64(json_t *o, const char *k, uint64_t *out, uint64_t max,
     int64_t v = 0;
     json_t *j = json_object_get(o, k);
     if (j == NULL || json_is_null(j))
-        return 0;
-    if (get_i64(o, k, &v, msg, n) != 0)
-        return -1;
+        return BELT_OK;
+    int rc = get_i64(o, k, &v, msg, n);
+    if (rc != BELT_OK)
+        return rc;
     if (v < 0 || (uint64_t)v > max) {
-        snprintf(msg, n, "job JSON: \"%s\" out of range", k);
-        return -1;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "job JSON: \"%s\" out of range", k);
     }
     *out = (uint64_t)v;
-    return 0;
+    return BELT_OK;
 }
 
 static int get_name(json_t *o, const char *k, const char *const *names,
@@ -276,23 +279,25 @@ static int get_name(json_t *o, const char *k, const char *const *names,
 {
     json_t *v = json_object_get(o, k);
     if (v == NULL || json_is_null(v))
-        return 0;
+        return BELT_OK;
     if (json_is_string(v)) {
         for (size_t i = 0; i < count; i++) {
             if (strcmp(json_string_value(v), names[i]) == 0) {
                 *out = (int)i;
-                return 0;
+                return BELT_OK;
             }
         }
     }
-    snprintf(msg, n, "job JSON: unknown \"%s\" (this worker knows", k);
+    belt__buf known = { 0 };
     for (size_t i = 0; i < count; i++) {
-        size_t len = strlen(msg);
-        snprintf(msg + len, n > len ? n - len : 0, " %s", names[i]);
+        belt__buf_addc(&known, ' ');
+        belt__buf_adds(&known, names[i]);
     }
-    size_t len = strlen(msg);
-    snprintf(msg + len, n > len ? n - len : 0, ")");
-    return -1;
+    int rc = belt__errf(msg, n, BELT_EINVAL,
+                        "job JSON: unknown \"%s\" (this worker knows%s)", k,
+                        belt__buf_str(&known));
+    belt__buf_free(&known);
+    return rc;
 }
 
 static int get_strv(json_t *o, const char *k, char ***out, char *msg,
@@ -300,27 +305,27 @@ static int get_strv(json_t *o, const char *k, char ***out, char *msg,
 {
     json_t *v = json_object_get(o, k);
     if (v == NULL || json_is_null(v))
-        return 0;
+        return BELT_OK;
     if (!json_is_array(v)) {
-        snprintf(msg, n, "job JSON: \"%s\" must be an array of strings", k);
-        return -1;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "job JSON: \"%s\" must be an array of strings", k);
     }
     size_t count = json_array_size(v);
     char **a = calloc(count + 1, sizeof *a);
     if (a == NULL)
-        return -2;
+        return BELT_ENOMEM;
     *out = a; /* freed with the job, also when partly filled */
     for (size_t i = 0; i < count; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_string(e)) {
-            snprintf(msg, n, "job JSON: \"%s\"[%zu] must be a string", k, i);
-            return -1;
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "job JSON: \"%s\"[%zu] must be a string", k, i);
         }
         a[i] = strdup(json_string_value(e));
         if (a[i] == NULL)
-            return -2;
+            return BELT_ENOMEM;
     }
-    return 0;
+    return BELT_OK;
 }
 
 /* The decoder of every text the fast path gives up on: decides what is an
@@ -331,60 +336,53 @@ static int decode_jansson(const char *text, belt_job **out, char *msg,
     json_error_t err;
     json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &err);
     if (o == NULL) {
-        snprintf(msg, n, "job JSON: %s (column %d)", err.text, err.column);
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "job JSON: %s (column %d)", err.text, err.column);
     }
     if (!json_is_object(o)) {
         json_decref(o);
-        snprintf(msg, n, "job JSON: expected an object");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "job JSON: expected an object");
     }
     belt__wire_job *w = calloc(1, sizeof *w);
     if (w == NULL) {
         json_decref(o);
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     belt_job *j = &w->job;
     belt_job_init(j);
     int kind = (int)j->kind, output = (int)j->output;
     uint64_t retries = j->retries, limit = j->output_limit, seq = 0;
-    int rc = 0;
-    rc = get_str(o, "id", &w->id, msg, n);
-    if (rc == 0) rc = get_name(o, "kind", belt__kind_names,
+    int rc = get_str(o, "id", &w->id, msg, n);
+    if (rc == BELT_OK) rc = get_name(o, "kind", belt__kind_names,
                                BELT__NKINDS,
                                &kind, msg, n);
-    if (rc == 0) rc = get_str(o, "run", &w->run, msg, n);
-    if (rc == 0) rc = get_strv(o, "argv", &w->argv, msg, n);
-    if (rc == 0) rc = get_strv(o, "env", &w->env, msg, n);
-    if (rc == 0) rc = get_str(o, "cwd", &w->cwd, msg, n);
-    if (rc == 0) rc = get_str(o, "stdin_path", &w->stdin_path, msg, n);
-    if (rc == 0) rc = get_i64(o, "duration_ns", &j->duration_ns, msg, n);
-    if (rc == 0) rc = get_i64(o, "timeout_ns", &j->timeout_ns, msg, n);
-    if (rc == 0) rc = get_i64(o, "kill_grace_ns", &j->kill_grace_ns, msg, n);
-    if (rc == 0) rc = get_u64(o, "retries", &retries, UINT32_MAX, msg, n);
-    if (rc == 0) rc = get_i64(o, "retry_delay_ns", &j->retry_delay_ns, msg, n);
-    if (rc == 0) rc = get_i64(o, "retry_max_delay_ns",
+    if (rc == BELT_OK) rc = get_str(o, "run", &w->run, msg, n);
+    if (rc == BELT_OK) rc = get_strv(o, "argv", &w->argv, msg, n);
+    if (rc == BELT_OK) rc = get_strv(o, "env", &w->env, msg, n);
+    if (rc == BELT_OK) rc = get_str(o, "cwd", &w->cwd, msg, n);
+    if (rc == BELT_OK) rc = get_str(o, "stdin_path", &w->stdin_path, msg, n);
+    if (rc == BELT_OK) rc = get_i64(o, "duration_ns", &j->duration_ns, msg, n);
+    if (rc == BELT_OK) rc = get_i64(o, "timeout_ns", &j->timeout_ns, msg, n);
+    if (rc == BELT_OK) rc = get_i64(o, "kill_grace_ns", &j->kill_grace_ns, msg, n);
+    if (rc == BELT_OK) rc = get_u64(o, "retries", &retries, UINT32_MAX, msg, n);
+    if (rc == BELT_OK) rc = get_i64(o, "retry_delay_ns", &j->retry_delay_ns, msg, n);
+    if (rc == BELT_OK) rc = get_i64(o, "retry_max_delay_ns",
                               &j->retry_max_delay_ns, msg, n);
-    if (rc == 0) rc = get_name(o, "output", belt__output_names,
+    if (rc == BELT_OK) rc = get_name(o, "output", belt__output_names,
                                BELT__NOUTPUTS, &output, msg, n);
-    if (rc == 0) rc = get_u64(o, "output_limit", &limit, SIZE_MAX, msg, n);
-    if (rc == 0) rc = get_str(o, "output_dir", &w->output_dir, msg, n);
-    if (rc == 0) rc = get_u64(o, "seq", &seq, UINT64_MAX, msg, n);
+    if (rc == BELT_OK) rc = get_u64(o, "output_limit", &limit, SIZE_MAX, msg, n);
+    if (rc == BELT_OK) rc = get_str(o, "output_dir", &w->output_dir, msg, n);
+    if (rc == BELT_OK) rc = get_u64(o, "seq", &seq, UINT64_MAX, msg, n);
     json_decref(o);
-    if (rc == 0 && kind == BELT_JOB_EXEC && (w->run == NULL) ==
+    if (rc == BELT_OK && kind == BELT_JOB_EXEC && (w->run == NULL) ==
                                                 (w->argv == NULL)) {
-        snprintf(msg, n, "job JSON: an exec job needs exactly one of "
-                 "\"run\" and \"argv\"");
-        rc = -1;
+        rc = belt__errf(msg, n, BELT_EINVAL, "job JSON: an exec job needs "
+                        "exactly one of \"run\" and \"argv\"");
     }
-    if (rc != 0) {
+    if (rc != BELT_OK) {
         belt__broker_job_free(j);
-        if (rc == -2) {
-            snprintf(msg, n, "out of memory");
-            return BELT_ENOMEM;
-        }
-        return BELT_EINVAL;
+        return rc == BELT_ENOMEM ? belt__errf(msg, n, rc,
+                                              "out of memory") : rc;
     }
     j->id = w->id;
     j->kind = (belt_job_kind)kind;
@@ -412,13 +410,11 @@ int belt__broker_job_from_json(const char *text, belt_job **out, char *msg,
     }
     msg[0] = '\0';
     if (text == NULL || out == NULL) {
-        snprintf(msg, n, "no job JSON");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "no job JSON");
     }
     int rc = belt__broker_decode_fast(text, out);
     if (rc == BELT_ENOMEM) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     return rc == BELT_OK ? BELT_OK : decode_jansson(text, out, msg, n);
 }

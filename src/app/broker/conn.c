@@ -53,6 +53,7 @@
 #include "belt/error.h"
 #include "app/broker/broker.h"
 #include "util/rng.h"
+#include "util/err.h"
 
 struct belt__broker {
     redisContext *c;        /* NULL while disconnected */
@@ -66,19 +67,6 @@ struct belt__broker {
     int64_t backoff_ns;     /* next reconnect delay (before jitter) */
     uint64_t rng;           /* splitmix64 state, for the jitter */
 };
-
-static void set_msg(char *msg, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_msg(char *msg, size_t n, const char *fmt, ...)
-{
-    if (msg == NULL || n == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, n, fmt, ap);
-    va_end(ap);
-}
 
 static struct timeval ns_to_tv(int64_t ns)
 {
@@ -99,11 +87,13 @@ char *belt__broker_reply_error(const redisReply *r, const char *what,
     if (msg == NULL || n == 0)
         return msg;
     if (r == NULL)
-        set_msg(msg, n, "%s: no reply", what);
+        belt__errf(msg, n, BELT_EIO, "%s: no reply", what);
     else if (r->type == REDIS_REPLY_ERROR)
-        set_msg(msg, n, "%s: %s", what, r->str ? r->str : "error");
+        belt__errf(msg, n, BELT_EIO,
+                   "%s: %s", what, r->str ? r->str : "error");
     else
-        set_msg(msg, n, "%s: unexpected reply (type %d)", what, r->type);
+        belt__errf(msg, n, BELT_EIO, "%s: unexpected reply (type %d)", what,
+                   r->type);
     return msg;
 }
 
@@ -125,20 +115,20 @@ static redisContext *open_ctx(const belt__broker_url *u, int64_t timeout_ns,
                                  : redisConnectWithTimeout(u->host, u->port,
                                                            tv);
     if (c == NULL) {
-        set_msg(msg, n, "cannot connect to %s: out of memory", where);
-        *rc = BELT_ENOMEM;
+        *rc = belt__errf(msg, n, BELT_ENOMEM,
+                         "cannot connect to %s: out of memory", where);
         return NULL;
     }
     if (c->err) {
-        set_msg(msg, n, "cannot connect to %s: %s", where, c->errstr);
-        *rc = BELT_EIO;
+        *rc = belt__errf(msg, n, BELT_EIO,
+                         "cannot connect to %s: %s", where, c->errstr);
         redisFree(c);
         return NULL;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
-        set_msg(msg, n, "cannot set a timeout on the connection to %s",
-                where);
-        *rc = BELT_EIO;
+        *rc = belt__errf(msg, n, BELT_EIO,
+                         "cannot set a timeout on the connection to %s",
+                         where);
         redisFree(c);
         return NULL;
     }
@@ -157,16 +147,18 @@ static redisContext *open_ctx(const belt__broker_url *u, int64_t timeout_ns,
             const char *e = r->str ? r->str : "";
             if (starts_with(e, "WRONGPASS") || strstr(e, "invalid password") ||
                 strstr(e, "invalid username"))
-                set_msg(msg, n, "%s: the password%s was rejected (%s)", where,
-                        u->password_from_env ? " (from $"
-                        BELT__BROKER_PASSWORD_ENV " or $"
-                        BELT__BROKER_PASSWORD_ENV2 ")" : "", e);
+                belt__errf(msg, n, BELT_EIO,
+                           "%s: the password%s was rejected (%s)", where,
+                           u->password_from_env ? " (from $"
+                           BELT__BROKER_PASSWORD_ENV " or $"
+                           BELT__BROKER_PASSWORD_ENV2 ")" : "", e);
             else if (strstr(e, "without any password configured") ||
                      strstr(e, "no password is set"))
-                set_msg(msg, n, "%s: a password was given but the server "
-                        "has none configured (%s)", where, e);
+                belt__errf(msg, n, BELT_EIO,
+                           "%s: a password was given but the server "
+                           "has none configured (%s)", where, e);
             else
-                set_msg(msg, n, "%s: AUTH failed: %s", where, e);
+                belt__errf(msg, n, BELT_EIO, "%s: AUTH failed: %s", where, e);
             *rc = starts_with(e, "LOADING") || starts_with(e, "BUSY")
                       ? BELT_EIO : BELT_ECONFIG;
             freeReplyObject(r);
@@ -186,12 +178,12 @@ static redisContext *open_ctx(const belt__broker_url *u, int64_t timeout_ns,
              * the like will. */
             *rc = BELT_EIO;
             if (starts_with(e, "NOAUTH")) {
-                set_msg(msg, n, "%s requires a password (NOAUTH): put it in "
-                        "the URL (redis://:PASSWORD@host:port) or in $"
-                        BELT__BROKER_PASSWORD_ENV, where);
-                *rc = BELT_ECONFIG;
+                *rc = belt__errf(msg, n, BELT_ECONFIG,
+                                 "%s requires a password (NOAUTH): put it in "
+                                 "the URL (redis://:PASSWORD@host:port) or in $"
+                                 BELT__BROKER_PASSWORD_ENV, where);
             } else {
-                set_msg(msg, n, "%s: PING failed: %s", where, e);
+                belt__errf(msg, n, BELT_EIO, "%s: PING failed: %s", where, e);
             }
             freeReplyObject(r);
             redisFree(c);
@@ -207,8 +199,8 @@ static redisContext *open_ctx(const belt__broker_url *u, int64_t timeout_ns,
         if (r == NULL)
             goto io_error;
         if (r->type == REDIS_REPLY_ERROR) {
-            set_msg(msg, n, "%s: SELECT %s failed: %s", where, db,
-                    r->str ? r->str : "");
+            belt__errf(msg, n, BELT_EIO, "%s: SELECT %s failed: %s", where, db,
+                       r->str ? r->str : "");
             freeReplyObject(r);
             *rc = BELT_ECONFIG;
             redisFree(c);
@@ -220,9 +212,8 @@ static redisContext *open_ctx(const belt__broker_url *u, int64_t timeout_ns,
     return c;
 
 io_error:
-    set_msg(msg, n, "%s: %s (is it a Redis server?)", where,
-            c->errstr[0] ? c->errstr : "connection closed");
-    *rc = BELT_EIO;
+    *rc = belt__errf(msg, n, BELT_EIO, "%s: %s (is it a Redis server?)", where,
+                     c->errstr[0] ? c->errstr : "connection closed");
     redisFree(c);
     return NULL;
 }
@@ -231,13 +222,11 @@ int belt__broker_connect(belt__broker **out, const belt__broker_url *url,
                          int64_t connect_timeout_ns, char *msg, size_t n)
 {
     if (out == NULL || url == NULL) {
-        set_msg(msg, n, "no broker URL");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "no broker URL");
     }
     belt__broker *b = calloc(1, sizeof *b);
     if (b == NULL) {
-        set_msg(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     b->url = *url;
     b->timeout_ns = connect_timeout_ns > 0 ? connect_timeout_ns
@@ -315,8 +304,7 @@ int belt__broker_reconnect_backoff(belt__broker *b, int stop_fd, char *msg,
         if (r > 0)
             return BELT_ECANCELED;
         if (r < 0 && errno != EINTR) {
-            set_msg(msg, n, "poll: %s", strerror(errno));
-            return BELT_ESYS;
+            return belt__errf(msg, n, BELT_ESYS, "poll: %s", strerror(errno));
         }
         d = d * 2 > BELT__BROKER_BACKOFF_CAP_NS ? BELT__BROKER_BACKOFF_CAP_NS
                                                  : d * 2;
@@ -346,7 +334,7 @@ static void lost(belt__broker *b, char *msg, size_t n)
     belt__broker_url_describe(&b->url, where, sizeof where);
     const char *e = b->c && b->c->errstr[0] ? b->c->errstr
                                             : "connection closed";
-    set_msg(msg, n, "connection to %s lost: %s", where, e);
+    belt__errf(msg, n, BELT_EIO, "connection to %s lost: %s", where, e);
     b->broken = true;
     b->pending = 0;
 }
@@ -355,15 +343,16 @@ redisReply *belt__broker_command(belt__broker *b, int argc, const char **argv,
                                  const size_t *lens, char *msg, size_t n)
 {
     if (b == NULL || argc <= 0 || argv == NULL) {
-        set_msg(msg, n, "invalid command");
+        belt__errf(msg, n, BELT_EINVAL, "invalid command");
         return NULL;
     }
     if (!belt__broker_connected(b)) {
-        set_msg(msg, n, "not connected");
+        belt__errf(msg, n, BELT_EIO, "not connected");
         return NULL;
     }
     if (b->pending != 0) {
-        set_msg(msg, n, "%zu pipelined replies not read", b->pending);
+        belt__errf(msg, n, BELT_EBUSY, "%zu pipelined replies not read",
+                   b->pending);
         return NULL;
     }
     redisReply *r = redisCommandArgv(b->c, argc, argv, lens);
@@ -454,12 +443,10 @@ int belt__broker_get_reply(belt__broker *b, redisReply **out, char *msg,
     if (b == NULL || out == NULL)
         return BELT_EINVAL;
     if (!belt__broker_connected(b)) {
-        set_msg(msg, n, "not connected");
-        return BELT_EIO;
+        return belt__errf(msg, n, BELT_EIO, "not connected");
     }
     if (b->pending == 0) {
-        set_msg(msg, n, "no reply pending");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "no reply pending");
     }
     void *r = NULL;
     if (redisGetReply(b->c, &r) != REDIS_OK || r == NULL) {
@@ -677,8 +664,7 @@ int belt__broker_ensure_group(belt__broker *b, const char *ns,
 {
     char key[512];
     if (belt__broker_key(key, sizeof key, ns, "jobs") != BELT_OK) {
-        set_msg(msg, n, "namespace too long");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "namespace too long");
     }
     const char *argv[6] = { "XGROUP", "CREATE", key, BELT__BROKER_GROUP,
                             start_id ? start_id : "0", "MKSTREAM" };
@@ -703,13 +689,11 @@ int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
                            char *msg, size_t n)
 {
     if (b == NULL || run == NULL || (jobs == NULL && count > 0)) {
-        set_msg(msg, n, "invalid arguments");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "invalid arguments");
     }
     char key[512];
     if (belt__broker_key(key, sizeof key, ns, "jobs") != BELT_OK) {
-        set_msg(msg, n, "namespace too long");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "namespace too long");
     }
     if (max_deliveries == 0)
         max_deliveries = BELT__BROKER_DEFAULT_MAX_DELIVERIES;
@@ -721,14 +705,12 @@ int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
         size_t end = count - base > XADD_CHUNK ? base + XADD_CHUNK : count;
         for (size_t i = base; i < end; i++) {
             if (jobs[i] == NULL || jobs[i]->id == NULL) {
-                set_msg(msg, n, "job %zu has no id", i);
-                rc = BELT_EINVAL;
+                rc = belt__errf(msg, n, BELT_EINVAL, "job %zu has no id", i);
                 break;
             }
             char *json = belt__broker_job_to_json(jobs[i]);
             if (json == NULL) {
-                set_msg(msg, n, "out of memory");
-                rc = BELT_ENOMEM;
+                rc = belt__errf(msg, n, BELT_ENOMEM, "out of memory");
                 break;
             }
             const char *argv[11] = { "XADD", key, "*", "run", run, "key",
@@ -737,8 +719,8 @@ int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
             rc = belt__broker_append(b, 11, argv, NULL);
             free(json);
             if (rc != BELT_OK) {
-                set_msg(msg, n, rc == BELT_ENOMEM ? "out of memory"
-                                                  : "connection lost");
+                belt__errf(msg, n, rc, rc == BELT_ENOMEM ? "out of memory"
+                           : "connection lost");
                 break;
             }
         }

@@ -60,6 +60,7 @@
 #include "belt/error.h"
 #include "app/broker/submit.h"
 #include "util/hash.h"
+#include "util/err.h"
 
 #define BLOCK_MS 2000          /* XREAD BLOCK: at most this long per call */
 #define DEL_MAX 1024           /* ids deleted per XDEL */
@@ -236,13 +237,11 @@ int belt__submit_open(belt__submit **out, const belt__submit_options *o,
                       char *msg, size_t n)
 {
     if (o == NULL || o->url == NULL) {
-        snprintf(msg, n, "no broker URL");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "no broker URL");
     }
     belt__submit *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     s->url = *o->url;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
@@ -267,13 +266,12 @@ int belt__submit_open(belt__submit **out, const belt__submit_options *o,
         belt__broker_key(s->k_runs, sizeof s->k_runs, s->ns, "runs") ||
         belt__broker_key_results(s->k_results, sizeof s->k_results, s->ns,
                                  s->run)) {
-        snprintf(msg, n, "namespace too long");
-        rc = BELT_EINVAL;
+        rc = belt__errf(msg, n, BELT_EINVAL, "namespace too long");
         goto fail;
     }
     if (pipe(s->stop_pipe) != 0) {
-        snprintf(msg, n, "cannot make a pipe: %s", strerror(errno));
-        rc = BELT_ESYS;
+        rc = belt__errf(msg, n, BELT_ESYS,
+                        "cannot make a pipe: %s", strerror(errno));
         goto fail;
     }
     (void)fcntl(s->stop_pipe[0], F_SETFD, FD_CLOEXEC);
@@ -323,13 +321,12 @@ int belt__submit_publish(belt__submit *s, const belt_job *const *jobs,
         return BELT_OK;
     for (size_t i = 0; i < count; i++)
         if (jobs[i]->id == NULL || jobs[i]->id[0] == '\0') {
-            snprintf(msg, n, "a job without an id cannot be published");
-            return BELT_EINVAL;
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "a job without an id cannot be published");
         }
     belt__broker_id *ids = calloc(count, sizeof *ids);
     if (ids == NULL) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     int rc = BELT_OK;
     pthread_mutex_lock(&s->mu);
@@ -591,13 +588,12 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
 {
     *got = 0;
     if (max < BELT__BROKER_RECORDS_MAX) {
-        snprintf(msg, n, "collect: room for fewer results than an entry "
-                 "holds");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "collect: room for fewer results than an entry "
+                          "holds");
     }
     if (s->del.argc == 0 && del_start(s) != BELT_OK) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     for (;;) {
         if (atomic_load(&s->stopping))
@@ -617,8 +613,7 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
             char m[300];
             belt__broker_reply_error(r, "XREAD", m, sizeof m);
             freeReplyObject(r);
-            snprintf(msg, n, "%s", m);
-            return BELT_EBUSY;
+            return belt__errf(msg, n, BELT_EBUSY, "%s", m);
         }
         const redisReply *arr = belt__broker_xread_entries(r);
         size_t ne = arr ? arr->elements : 0;
@@ -641,8 +636,7 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
         free(es);
         freeReplyObject(r);
         if (rc != BELT_OK) {
-            snprintf(msg, n, "out of memory");
-            return rc;
+            return belt__errf(msg, n, rc, "out of memory");
         }
         if (*got > 0 || k > 0)
             return BELT_OK;

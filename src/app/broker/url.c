@@ -29,16 +29,9 @@
 
 #include "belt/error.h"
 #include "app/broker/broker.h"
+#include "util/err.h"
 
 #define EXPECTED "expected redis://host:port or unix:///path"
-
-static int fail(char *msg, size_t n, const char *fmt, const char *a,
-                const char *b)
-{
-    if (msg != NULL && n > 0)
-        snprintf(msg, n, fmt, a, b);
-    return BELT_EINVAL;
-}
 
 static int hexval(int c)
 {
@@ -107,15 +100,18 @@ static int parse_unix(const char *url, const char *rest, belt__broker_url *out,
 {
     out->is_unix = true;
     if (rest[0] != '/')
-        return fail(msg, n, "\"%s\": %s (the socket path must be absolute: "
-                    "unix:///path/redis.sock)", url, EXPECTED);
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": %s (the socket path must be absolute: "
+                          "unix:///path/redis.sock)", url, EXPECTED);
     const char *q = strchr(rest, '?');
     size_t plen = q ? (size_t)(q - rest) : strlen(rest);
     if (plen >= sizeof out->path)
-        return fail(msg, n, "\"%s\": socket path too long%s", url, "");
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": socket path too long%s", url, "");
     if (pct_decode(out->path, sizeof out->path, rest, plen) != 0)
-        return fail(msg, n, "\"%s\": bad %%-escape in the socket path%s",
-                    url, "");
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": bad %%-escape in the socket path%s",
+                          url, "");
     if (q == NULL)
         return BELT_OK;
     const char *p = q + 1;
@@ -124,23 +120,28 @@ static int parse_unix(const char *url, const char *rest, belt__broker_url *out,
         size_t len = amp ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
         if (eq == NULL)
-            return fail(msg, n, "\"%s\": bad query (expected ?db=N)%s", url,
-                        "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": bad query (expected ?db=N)%s", url,
+                              "");
         size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
         const char *v = eq + 1;
         if (klen == 2 && memcmp(p, "db", 2) == 0) {
             if (parse_num(v, vlen, 0, 1000000, &out->db) != 0)
-                return fail(msg, n, "\"%s\": bad db number (expected ?db=N)%s",
-                            url, "");
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "\"%s\": bad db number (expected ?db=N)%s",
+                                  url, "");
         } else if (klen == 8 && memcmp(p, "password", 8) == 0) {
             if (pct_decode(out->password, sizeof out->password, v, vlen) != 0)
-                return fail(msg, n, "\"%s\": bad password%s", url, "");
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "\"%s\": bad password%s", url, "");
         } else if (klen == 4 && memcmp(p, "user", 4) == 0) {
             if (pct_decode(out->user, sizeof out->user, v, vlen) != 0)
-                return fail(msg, n, "\"%s\": bad user name%s", url, "");
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "\"%s\": bad user name%s", url, "");
         } else {
-            return fail(msg, n, "\"%s\": unknown query parameter (db, user "
-                        "and password are known)%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": unknown query parameter (db, user "
+                              "and password are known)%s", url, "");
         }
         p += len + (amp ? 1 : 0);
     }
@@ -165,14 +166,16 @@ static int parse_tcp(const char *url, const char *rest, belt__broker_url *out,
         if (colon != NULL) {
             if (pct_decode(out->user, sizeof out->user, auth,
                            (size_t)(colon - auth)) != 0)
-                return fail(msg, n, "\"%s\": bad user name (too long or a "
-                            "bad %%-escape)%s", url, "");
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "\"%s\": bad user name (too long or a "
+                                  "bad %%-escape)%s", url, "");
             pw = colon + 1;
         }
         if (pct_decode(out->password, sizeof out->password, pw,
                        (size_t)(at - pw)) != 0)
-            return fail(msg, n, "\"%s\": bad password (too long or a bad "
-                        "%%-escape)%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": bad password (too long or a bad "
+                              "%%-escape)%s", url, "");
         hostp = at + 1;
     }
     size_t hlen = (size_t)(auth + alen - hostp);
@@ -181,16 +184,19 @@ static int parse_tcp(const char *url, const char *rest, belt__broker_url *out,
     if (hlen > 0 && hostp[0] == '[') {
         const char *close = memchr(hostp, ']', hlen);
         if (close == NULL)
-            return fail(msg, n, "\"%s\": missing ']' after the IPv6 "
-                        "address%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": missing ']' after the IPv6 "
+                              "address%s", url, "");
         if (copy_part(out->host, sizeof out->host, hostp + 1,
                       (size_t)(close - hostp - 1)) != 0)
-            return fail(msg, n, "\"%s\": host name too long%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": host name too long%s", url, "");
         const char *after = close + 1;
         size_t left = (size_t)(auth + alen - after);
         if (left > 0) {
             if (after[0] != ':')
-                return fail(msg, n, "\"%s\": %s", url, EXPECTED);
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "\"%s\": %s", url, EXPECTED);
             portp = after + 1;
             portlen = left - 1;
         }
@@ -198,30 +204,36 @@ static int parse_tcp(const char *url, const char *rest, belt__broker_url *out,
         const char *colon = memchr(hostp, ':', hlen);
         size_t len = colon ? (size_t)(colon - hostp) : hlen;
         if (copy_part(out->host, sizeof out->host, hostp, len) != 0)
-            return fail(msg, n, "\"%s\": host name too long%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": host name too long%s", url, "");
         if (colon != NULL) {
             portp = colon + 1;
             portlen = hlen - len - 1;
         }
     }
     if (out->host[0] == '\0')
-        return fail(msg, n, "\"%s\": no host name (%s)", url, EXPECTED);
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": no host name (%s)", url, EXPECTED);
     for (const char *h = out->host; *h; h++)
         if (isspace((unsigned char)*h) || *h == '@')
-            return fail(msg, n, "\"%s\": bad host name (%s)", url, EXPECTED);
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": bad host name (%s)", url, EXPECTED);
     if (portp != NULL &&
         parse_num(portp, portlen, 1, 65535, &out->port) != 0)
-        return fail(msg, n, "\"%s\": bad port (a number in 1..65535 after "
-                    "the host; %s)", url, EXPECTED);
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": bad port (a number in 1..65535 after "
+                          "the host; %s)", url, EXPECTED);
     if (tail[0] == '/') {
         const char *db = tail + 1;
         size_t len = strlen(db);
         if (len > 0 && parse_num(db, len, 0, 1000000, &out->db) != 0)
-            return fail(msg, n, "\"%s\": bad database number after the '/' "
-                        "(redis://host:port/N)%s", url, "");
+            return belt__errf(msg, n, BELT_EINVAL,
+                              "\"%s\": bad database number after the '/' "
+                              "(redis://host:port/N)%s", url, "");
     } else if (tail[0] != '\0') {
-        return fail(msg, n, "\"%s\": unexpected \"%s\" (query parameters are "
-                    "for unix:// URLs)", url, tail);
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": unexpected \"%s\" (query parameters are "
+                          "for unix:// URLs)", url, tail);
     }
     return BELT_OK;
 }
@@ -232,21 +244,23 @@ int belt__broker_url_parse(const char *url, belt__broker_url *out, char *msg,
     if (msg != NULL && n > 0)
         msg[0] = '\0';
     if (out == NULL)
-        return fail(msg, n, "no broker URL%s%s", "", "");
+        return belt__errf(msg, n, BELT_EINVAL, "no broker URL%s%s", "", "");
     memset(out, 0, sizeof *out);
     out->port = BELT__BROKER_DEFAULT_PORT;
     if (url == NULL || url[0] == '\0')
-        return fail(msg, n, "empty broker URL: %s%s", EXPECTED, "");
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "empty broker URL: %s%s", EXPECTED, "");
     int rc;
     if (strncmp(url, "redis://", 8) == 0)
         rc = parse_tcp(url, url + 8, out, msg, n);
     else if (strncmp(url, "unix://", 7) == 0)
         rc = parse_unix(url, url + 7, out, msg, n);
     else if (strncmp(url, "rediss://", 9) == 0)
-        return fail(msg, n, "\"%s\": TLS (rediss://) is not supported; %s",
-                    url, EXPECTED);
+        return belt__errf(msg, n, BELT_EINVAL,
+                          "\"%s\": TLS (rediss://) is not supported; %s",
+                          url, EXPECTED);
     else
-        return fail(msg, n, "\"%s\": %s", url, EXPECTED);
+        return belt__errf(msg, n, BELT_EINVAL, "\"%s\": %s", url, EXPECTED);
     if (rc != BELT_OK)
         return rc;
     if (out->password[0] == '\0') {
@@ -255,8 +269,9 @@ int belt__broker_url_parse(const char *url, belt__broker_url *out, char *msg,
             env = getenv(BELT__BROKER_PASSWORD_ENV2);
         if (env != NULL && env[0] != '\0') {
             if (strlen(env) >= sizeof out->password)
-                return fail(msg, n, "$%s: password too long%s",
-                            BELT__BROKER_PASSWORD_ENV, "");
+                return belt__errf(msg, n, BELT_EINVAL,
+                                  "$%s: password too long%s",
+                                  BELT__BROKER_PASSWORD_ENV, "");
             strcpy(out->password, env);
             out->password_from_env = true;
         }

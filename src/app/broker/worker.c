@@ -94,6 +94,7 @@
 #include "app/broker/broker.h"
 #include "util/clock.h"
 #include "util/cpu.h"
+#include "util/err.h"
 
 #define HEARTBEAT_NS (2 * INT64_C(1000000000))
 #define BATCH_MAX 512 /* results per publisher round trip */
@@ -187,13 +188,11 @@ int belt__broker_worker_create(belt__broker_worker **out,
                                char *msg, size_t n)
 {
     if (out == NULL || o == NULL || o->url == NULL) {
-        snprintf(msg, n, "no broker URL");
-        return BELT_EINVAL;
+        return belt__errf(msg, n, BELT_EINVAL, "no broker URL");
     }
     belt__broker_worker *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     w->stop_fd = w->kill_fd = w->rd_fd = -1;
     w->url = *o->url;
@@ -1137,8 +1136,7 @@ static int reader_loop(belt__broker_worker *w, char *msg, size_t n)
             continue;
         }
         if (rc != BELT_EIO) {
-            snprintf(msg, n, "%s", belt_strerror(rc));
-            return rc;
+            return belt__errf(msg, n, rc, "%s", belt_strerror(rc));
         }
         if (err[0] == '\0')
             snprintf(err, sizeof err, "connection to Redis lost");
@@ -1158,8 +1156,7 @@ int belt__broker_worker_run(belt__broker_worker *w, char *msg, size_t n)
         return BELT_EINVAL;
     w->results = belt_chan_unbounded(sizeof(belt_result *));
     if (w->results == NULL) {
-        snprintf(msg, n, "out of memory");
-        return BELT_ENOMEM;
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
     }
     belt_pool_options po;
     belt_pool_options_init(&po);
