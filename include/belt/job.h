@@ -130,6 +130,8 @@ typedef struct belt_job {
                               * each attempt truncates the files */
     uint64_t seq;            /* caller's sequence number, copied to result */
     void *user;              /* caller's pointer, copied to the result */
+    void *reserved[4];       /* zero: room to grow (the ABI rule of
+                              * belt/pool.h) */
 } belt_job;
 
 /* Fills job with the defaults: kind EXEC, CAPTURE, 1 MiB limit, no timeout,
@@ -186,6 +188,8 @@ typedef struct belt_result {
                            * FAILED `run` job that exited 127, which is how
                            * /bin/sh reports a missing command ("command not
                            * found (exit 127)") */
+    void *reserved[4];    /* zero: room to grow (the ABI rule of
+                           * belt/pool.h) */
 } belt_result;
 
 /* Allocates a zeroed result for job with status ERROR, exit_code -1,

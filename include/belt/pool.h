@@ -41,6 +41,25 @@
  * thread is joined by belt_pool_shutdown(), belt_pool_cancel() or
  * belt_pool_free(); every child process a job starts is reaped before its
  * result is sent.  No call here busy-waits; pools share no state.
+ *
+ * ABI (the rule for every public struct of libbelt, until 1.0 and after):
+ *   - Structs the caller allocates and fills (belt_pool_options, belt_job,
+ *     belt_sched_options) are prepared with their _init() function, or
+ *     zeroed, before the caller sets fields.  Each ends with reserved
+ *     fields that must stay zero.  A later version adds a field by taking
+ *     reserved space, with zero meaning "as before", so sizes and offsets
+ *     of existing fields never change and a program built against an
+ *     older header keeps working with a newer library.
+ *   - Structs belt allocates (belt_result) end with reserved fields too,
+ *     for the same reason; callers never allocate them themselves, except
+ *     through belt_result_new().
+ *   - Everything else is opaque (belt_chan, belt_pool, belt_config,
+ *     belt_sched), like jansson's json_t.
+ *   - belt_op and belt_config_error are fixed: arrays of belt_op are
+ *     passed to select, and belt_config_error mirrors jansson's
+ *     json_error_t.  A change to them is a new soname.
+ *   - The soname (-version-info in Makefile.am) changes when any of this
+ *     is broken.
  */
 #ifndef BELT_POOL_H
 #define BELT_POOL_H
@@ -69,9 +88,10 @@ typedef struct belt_pool_options {
                             * while the chosen channel is full */
     uint64_t seed;         /* for the random policies; 0: any (time-based) */
     unsigned d;            /* "power-of-d": workers sampled; 0: 2 */
+    void *reserved[4];     /* zero (see "ABI" above) */
 } belt_pool_options;
 
-/* Fills o with the defaults above.  Can't fail. */
+/* Fills o with the defaults above (reserved fields zero).  Can't fail. */
 void belt_pool_options_init(belt_pool_options *o);
 
 /* Starts a pool of worker threads.  `results` is a channel of belt_result *

@@ -35,7 +35,8 @@ extern "C" {
 
 typedef struct belt_sched belt_sched;
 
-/* What the CLI adds on top of the config.  Zero/NULL: nothing. */
+/* What the CLI adds on top of the config.  Zero/NULL: nothing; a zeroed
+ * struct ({0}) is the defaults. */
 typedef struct belt_sched_options {
     const char *resume_path; /* JSON Lines results: skip jobs whose id has
                               * status "ok" there (or an earlier resume's
@@ -46,6 +47,8 @@ typedef struct belt_sched_options {
                               * line of a killed run) */
     bool halt_on_error;      /* stop handing out jobs after a failure (or'ed
                               * with the config's "halt_on_error") */
+    void *reserved[4];       /* zero: room to grow (the ABI rule of
+                              * belt/pool.h) */
 } belt_sched_options;
 
 /* Creates a scheduler over cfg's jobs (cfg must outlive it); opt may be

@@ -12,13 +12,12 @@
 #include "belt/job.h"
 #include "belt/error.h"
 #include "exec/exec.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define NS_PER_MS ((int64_t)1000000)
-#define NS_PER_S ((int64_t)1000000000)
 
 void belt_job_init(belt_job *job)
 {
@@ -26,9 +25,9 @@ void belt_job_init(belt_job *job)
     job->kind = BELT_JOB_EXEC;
     job->output = BELT_OUTPUT_CAPTURE;
     job->output_limit = (size_t)1 << 20;
-    job->kill_grace_ns = 2 * NS_PER_S;
-    job->retry_delay_ns = 100 * NS_PER_MS;
-    job->retry_max_delay_ns = 30 * NS_PER_S;
+    job->kill_grace_ns = 2 * BELT__NS_PER_S;
+    job->retry_delay_ns = 100 * BELT__NS_PER_MS;
+    job->retry_max_delay_ns = 30 * BELT__NS_PER_S;
 }
 
 belt_result *belt_result_new(const belt_job *job)

@@ -125,6 +125,41 @@ START_TEST(test_status_names)
 }
 END_TEST
 
+START_TEST(test_kind_and_output_names)
+{
+    ck_assert_str_eq(belt_job_kind_name(BELT_JOB_EXEC), "exec");
+    ck_assert_str_eq(belt_job_kind_name(BELT_JOB_SLEEP), "sleep");
+    ck_assert_str_eq(belt_job_kind_name(BELT_JOB_SPIN), "spin");
+    ck_assert_str_eq(belt_job_kind_name(BELT_JOB_NOOP), "noop");
+    ck_assert_str_eq(belt_job_kind_name((belt_job_kind)7), "unknown");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_CAPTURE), "capture");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_FILES), "files");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_GROUP), "group");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_LINES), "lines");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_INHERIT), "inherit");
+    ck_assert_str_eq(belt_output_mode_name(BELT_OUTPUT_DISCARD), "discard");
+    ck_assert_str_eq(belt_output_mode_name((belt_output_mode)-1), "unknown");
+}
+END_TEST
+
+/* The ABI rule (belt/pool.h): the init functions leave the reserved
+ * fields zero, so that a later field taking their place means "as
+ * before". */
+START_TEST(test_reserved_zero)
+{
+    belt_job j;
+    memset(&j, 0xA5, sizeof j);
+    belt_job_init(&j);
+    for (size_t i = 0; i < sizeof j.reserved / sizeof j.reserved[0]; i++)
+        ck_assert_ptr_null(j.reserved[i]);
+    belt_result *r = belt_result_new(&j);
+    ck_assert_ptr_nonnull(r);
+    for (size_t i = 0; i < sizeof r->reserved / sizeof r->reserved[0]; i++)
+        ck_assert_ptr_null(r->reserved[i]);
+    belt_result_free(r);
+}
+END_TEST
+
 /* ---- durations ---------------------------------------------------------- */
 
 static const struct {
@@ -207,6 +242,8 @@ static Suite *job_suite(void)
     tcase_add_test(tc, test_result_new);
     tcase_add_test(tc, test_result_free_owns_everything);
     tcase_add_test(tc, test_status_names);
+    tcase_add_test(tc, test_kind_and_output_names);
+    tcase_add_test(tc, test_reserved_zero);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("durations");

@@ -166,6 +166,8 @@ START_TEST(test_options_init)
     ck_assert_uint_eq(o.queue_capacity, 0);
     ck_assert_uint_eq(o.seed, 0);
     ck_assert_uint_eq(o.d, 0);
+    for (size_t i = 0; i < sizeof o.reserved / sizeof o.reserved[0]; i++)
+        ck_assert_ptr_null(o.reserved[i]); /* the ABI rule of belt/pool.h */
     belt_pool_options_init(NULL); /* no-op */
 }
 END_TEST
