@@ -104,7 +104,7 @@ void belt_config_free(belt_config *cfg);
 
 /* "workers" as written: -1 when the config does not set it, 0 for "all
  * CPUs", else the count.  When it is a percentage ("50%"), the count for
- * this machine's online CPUs (at least 1).  Can't fail. */
+ * the online CPUs of the machine it runs on (at least 1).  Can't fail. */
 int belt_config_workers(const belt_config *cfg);
 
 /* The percentage when "workers" was written as one ("50%" gives 50), else

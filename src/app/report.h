@@ -4,7 +4,7 @@
  *
  * Times in records are ISO 8601 UTC with milliseconds
  * ("2025-01-31T12:00:00.123Z"); durations are milliseconds with three
- * decimals (microsecond resolution).  See belt(1), RESULTS.
+ * decimals (microsecond resolution).  See belt-run(1), RESULTS.
  */
 #ifndef BELT_REPORT_H
 #define BELT_REPORT_H

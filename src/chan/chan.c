@@ -29,7 +29,7 @@
  * Why a lock and not a lock-free ring: with select, timeouts, close and
  * rendezvous all in one structure, a short critical section is far easier
  * to get right, and with an adaptive mutex and direct hand-off it is also
- * fast on the small core counts belt runs on (see the README's benchmark).
+ * fast on the small core counts belt runs on (see doc/benchmarks.md).
  */
 #include "chan/internal.h"
 
@@ -235,7 +235,7 @@ static int wait_entry(belt_chan *ch, belt__queue *q, belt__entry *e,
 
 /* One operation that may block: kind is BELT_OP_SEND or BELT_OP_RECV.
  * (A crossbeam-style spin-and-retry before linking the entry was tried and
- * measured: with more threads than this machine's 2 cores it cost pool
+ * measured: with more threads than cores (4+4 on 2) it cost pool
  * throughput up to 2.5x and bought the channel benchmark nothing, so a
  * blocked operation only spins in belt__waiter_park().) */
 static int chan_op(belt_chan *ch, int kind, void *elem, int64_t timeout_ns)

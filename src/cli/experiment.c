@@ -60,7 +60,7 @@ static void usage(FILE *out)
         "  -h, --help           show this help\n"
         "\n"
         "exit status: 0 done, 1 a run or an output failed, 2 usage or config\n"
-        "error (nothing run).  See belt(1), EXPERIMENTS.\n",
+        "error (nothing run).  See belt-experiment(1).\n",
         out);
 }
 

@@ -2,8 +2,12 @@
  *
  * belt is one program with subcommands, git-style:
  *
- *   belt run jobs.json         run the jobs of a config on a worker pool
+ *   belt run jobs.json         run the jobs of a config (or a pipeline
+ *                              config) on a worker pool; quick mode too
  *   belt validate jobs.json    check a config, report the first error
+ *   belt experiment exp.json   a load-balancing experiment
+ *   belt worker --broker URL   serve jobs from a Redis broker
+ *   belt status --broker URL   what a Redis broker holds
  *   belt bench chan [opts]     the channel benchmark matrix
  *
  * This file only parses what comes before the subcommand (--help, --version)
@@ -41,7 +45,7 @@ static const struct belt__cli_cmd commands[] = {
       "run the jobs of a config on a worker pool", belt__cli_run },
     { NULL, "validate", "<jobs.json>",
       "check a config and report the first error", belt__cli_validate },
-    { NULL, "experiment", "<experiment.json>",
+    { NULL, "experiment", "<exp.json>",
       "run a load-balancing experiment, live or simulated",
       belt__cli_experiment },
     { NULL, "worker", "--broker URL",
@@ -78,7 +82,10 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  -h, --help                 show this help\n"
-            "  --version                  show the version\n");
+            "  --version                  show the version\n"
+            "\n"
+            "Each command has --help; the manual is belt(1), with a page per\n"
+            "command: belt-run(1), belt-experiment(1), belt-worker(1).\n");
 }
 
 /* True when some command belongs to group `word`. */

@@ -137,7 +137,7 @@ static int pl_parse(int argc, char **argv, pl_opts *o)
             fputs("usage: belt run [options] PIPELINE.json\n"
                   "\n"
                   "Runs a pipeline config (a JSON object with a \"pipeline\" "
-                  "key; see\nbelt.json(5), PIPELINES): items flow from the "
+                  "key; see\nbelt-pipeline(5)): items flow from the "
                   "source through the stages\nto the sink.\n"
                   "\n"
                   "options:\n"

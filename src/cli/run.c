@@ -80,7 +80,7 @@ static void run_usage(FILE *out)
         "\n"
         "exit status: 0 every job ok, 1 some job did not succeed, 2 usage or\n"
         "config error (nothing run), 130/143 interrupted by SIGINT/SIGTERM.\n"
-        "See belt(1).\n",
+        "See belt-run(1).\n",
         out);
 }
 

@@ -27,7 +27,7 @@ typedef struct belt__run_opts {
     const char *config_path;  /* config mode; NULL in quick mode */
     const char *workers_arg;  /* -j as given, or NULL */
     const char *policy;       /* --policy, or NULL */
-    const char *results_path; /* --results, or NULL (see belt(1)) */
+    const char *results_path; /* --results, or NULL (see belt-run(1)) */
     const char *resume_path;  /* --resume */
     const char *joblog_path;  /* --joblog */
     const char *command;      /* --command: quick mode */

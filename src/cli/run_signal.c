@@ -1,6 +1,6 @@
 /* run_signal.c: what `belt run` does on SIGINT and SIGTERM.
  *
- * The promise (belt(1), SIGNALS): the first SIGINT or SIGTERM stops
+ * The promise (belt-run(1), SIGNALS): the first SIGINT or SIGTERM stops
  * dispatching, terminates the running jobs' process groups, writes their
  * results and exits 130 or 143; a second one kills the jobs' process groups
  * with SIGKILL and exits at once.  No orphan processes remain either way.

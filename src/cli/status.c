@@ -56,7 +56,7 @@ static void status_usage(FILE *out)
         "  -h, --help           show this help\n"
         "\n"
         "exit status: 0 shown, 1 a command failed, 2 usage error or the broker\n"
-        "cannot be reached or refuses the password.  See belt(1).\n",
+        "cannot be reached or refuses the password.  See belt-worker(1).\n",
         out);
 }
 

@@ -73,7 +73,7 @@ static void worker_usage(FILE *out)
         "ones finish and acknowledges them (exit 0); a second one kills the\n"
         "jobs, which other workers then run again (exit 130/143).\n"
         "exit status: 0 stopped, 1 failed (e.g. the password was changed),\n"
-        "2 usage error or no connection at start.  See belt(1).\n",
+        "2 usage error or no connection at start.  See belt-worker(1).\n",
         out);
 }
 

@@ -181,7 +181,7 @@ static void run_attempt(const belt_job *job, const belt__cmd *cmd,
     if (job->kind == BELT_JOB_NOOP) {
         /* A noop takes no measurable time: one clock read, not four.  On a
          * VM a clock read costs ~60 ns, as much as the rest of the job's
-         * trip through the pool (see the README's pool benchmark). */
+         * trip through the pool (see doc/benchmarks.md, the pool benchmark). */
         a->status = BELT_JOB_OK;
         a->exit_code = 0;
         a->ended_ns = a->started_ns;

@@ -2,7 +2,7 @@
  * the expansion of a sweep into points; and live mode, which measures one
  * point on a real pool.  Internal: never installed; every name is belt__.
  *
- * An experiment config (README "belt experiment", belt(1)):
+ * An experiment config (belt-experiment(1)):
  *
  *   {
  *     "mode": "simulate",                       live | simulate

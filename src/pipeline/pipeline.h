@@ -44,7 +44,8 @@
  * a per-item stage (each item is a process: a few in hand are plenty) and
  * 4096 for the others (16 batches of 256: with fewer slots the threads
  * hand over nearly every batch by parking and waking each other, which
- * measured 2.4x slower for three identity stages on 2 cores).
+ * measured 2.4x slower for three identity stages with more threads than
+ * cores).
  *
  * Paths (source/sink file, plugin, dead_letter) are relative to the current
  * directory, as commands are; commands run in the current directory with

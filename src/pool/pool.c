@@ -149,7 +149,7 @@ void belt__pool_flush(belt_pool *p, belt_result **done, size_t n)
 /* Batching.  A worker takes up to BELT__POOL_BATCH jobs per receive and
  * sends the results of quick jobs together, so that a stream of tiny jobs
  * costs one lock round trip (and at most one wake-up) per batch instead of
- * per job: on 2 cores with more threads than cores, wake-ups and context
+ * per job: with more threads than cores, wake-ups and context
  * switches are most of the cost of a noop job.  To keep load balancing
  * fair, a worker on the shared queue takes only its share (queued / workers,
  * at least 1), so it never hoards jobs another worker could start; a

@@ -210,7 +210,7 @@ live_vs_sim() {
         over=$(csv_col o-live/results.csv live_service_overrun $row)
         echo "# $(csv_col o-live/results.csv policy $row): live $l s, simulated $s s; overhead per job: submit late $late s, service overrun $over s"
         # A machine that wakes threads more than 0.5ms late on average
-        # (belt's own overhead is ~0.1ms per job on an idle 2-vCPU VM) is
+        # (belt's own overhead is ~0.1ms per job on an idle machine) is
         # too busy to measure belt on: other work owns the CPUs.  Status 2.
         if awk -v a="$late" -v b="$over" 'BEGIN { exit !(a > 0.0005 || b > 0.0005) }'; then
             return 2

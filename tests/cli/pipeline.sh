@@ -1,6 +1,6 @@
 #!/bin/sh
 # pipeline.sh: `belt run` and `belt validate` on pipeline configs (a
-# "pipeline" key; belt.json(5), PIPELINES).  The guarantees: no item lost
+# "pipeline" key; belt-pipeline(5)).  The guarantees: no item lost
 # or duplicated (source = sink + dead letters + filtered), ordered mode keeps
 # source order exactly, memory stays bounded on a 10-million-item source,
 # SIGINT drains with a summary and leaves no process behind, every bad

@@ -2,7 +2,7 @@
  * channel. Internal (belt__ names, never installed); used by `belt worker`,
  * `belt run --broker` and `belt status`.  The wire protocol (keys, fields,
  * consumer group, delivery counts, dead letters) is described in
- * doc/belt.1 and in the essay of src/app/broker/worker.c; in short, with the
+ * doc/belt-worker.1 (BROKER, KEYS) and in the essay of src/app/broker/worker.c; in short, with the
  * namespace prefix P (default "belt"):
  *
  *   P:jobs                 stream of jobs, consumer group "workers"; fields
