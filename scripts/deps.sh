@@ -8,9 +8,10 @@
 
 # jq: the CLI tests read result lines with it.  clang and libclang-rt-dev:
 # the libFuzzer run of the config parser.  libhiredis-dev, redis-server,
-# redis-tools: the Redis broker (belt worker, run --broker) and its tests.
+# redis-tools: the Redis broker (belt worker, run --broker) and its tests;
+# libssl-dev: OpenSSL's libcrypto, which signs the broker's jobs and results.
 # gnuplot-nox: the plots of `belt experiment` (optional at run time).
-BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev redis-server redis-tools gnuplot-nox"
+BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev libssl-dev redis-server redis-tools gnuplot-nox"
 
 belt_install_deps() {
     local pkg missing=() sudo=()

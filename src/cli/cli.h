@@ -35,6 +35,12 @@ int belt__cli_worker(int argc, char **argv);
  * (status.c). */
 int belt__cli_status(int argc, char **argv);
 
+/* (keygen) */
+
+/* belt keygen [--force] [--add|--promote|--retire] [FILE]: writes or
+ * changes the key file of the broker's signed jobs (keygen.c). */
+int belt__cli_keygen(int argc, char **argv);
+
 /* After getopt_long() returned c ('?' or ':') in subcommand cmd ("run",
  * "worker", ...): prints one line saying which option it refused and why,
  * with the closest of longopts (may be NULL) as a hint for an unknown long

@@ -53,6 +53,8 @@ static const struct belt__cli_cmd commands[] = {
     { NULL, "status", "--broker URL",
       "show the runs, queues and workers of a Redis broker",
       belt__cli_status },
+    { NULL, "keygen", "[FILE]",
+      "write a new key for signed broker jobs", belt__cli_keygen },
     { "bench", "chan", "[options]",
       "channel throughput benchmark (see --help)",
       belt__cli_bench_chan },

@@ -66,6 +66,12 @@ static void run_usage(FILE *out)
         "      --namespace P    prefix of the broker's keys (default \"belt\")\n"
         "      --max-deliveries N  deliveries of a job before it is dead-lettered\n"
         "                       (a worker died running it each time; default 3)\n"
+        "      --key-file FILE  sign the jobs, and take only results signed, with\n"
+        "                       the key in FILE (belt keygen; default\n"
+        "                       $BELT_KEY_FILE); the workers need the same file\n"
+        "      --insecure       run without a key: unsigned jobs, any result\n"
+        "      --resume FILE    with --broker: also continue the run that a killed\n"
+        "                       submitter left with results file FILE\n"
         "\n"
         "quick mode:\n"
         "      --command CMD    run CMD (through /bin/sh) once per input line; each\n"
@@ -87,7 +93,7 @@ static void run_usage(FILE *out)
 enum {
     OPT_POLICY = 256, OPT_RESULTS, OPT_RESUME, OPT_JOBLOG, OPT_DRY_RUN,
     OPT_HALT, OPT_TIMEOUT, OPT_RETRIES, OPT_COMMAND, OPT_LINE_BUFFER,
-    OPT_BROKER, OPT_NAMESPACE, OPT_MAX_DELIVERIES
+    OPT_BROKER, OPT_NAMESPACE, OPT_MAX_DELIVERIES, OPT_KEY_FILE, OPT_INSECURE
 };
 
 static const struct option run_options[] = {
@@ -109,6 +115,8 @@ static const struct option run_options[] = {
     {"broker", required_argument, NULL, OPT_BROKER},
     {"namespace", required_argument, NULL, OPT_NAMESPACE},
     {"max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -201,6 +209,8 @@ static int parse_run_args(int argc, char **argv, belt__run_opts *o)
         case OPT_LINE_BUFFER: o->line_buffer = true; break;
         case OPT_BROKER: o->broker = optarg; break;
         case OPT_NAMESPACE: o->broker_ns = optarg; break;
+        case OPT_KEY_FILE: o->key_file = optarg; break;
+        case OPT_INSECURE: o->insecure = true; break;
         case OPT_MAX_DELIVERIES: {
             char *end;
             errno = 0;
@@ -267,9 +277,12 @@ static int parse_run_args(int argc, char **argv, belt__run_opts *o)
                            : "the workers choose: belt worker -j N");
         return 2;
     }
-    if (!o->broker && (o->broker_ns || o->max_deliveries)) {
+    if (!o->broker && (o->broker_ns || o->max_deliveries || o->key_file ||
+                       o->insecure)) {
         fprintf(stderr, "belt run: %s only applies with --broker URL\n",
-                o->broker_ns ? "--namespace" : "--max-deliveries");
+                o->broker_ns ? "--namespace" : o->max_deliveries
+                ? "--max-deliveries" : o->key_file ? "--key-file"
+                : "--insecure");
         return 2;
     }
     return -1;

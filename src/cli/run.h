@@ -44,6 +44,8 @@ typedef struct belt__run_opts {
                                * Redis (run_broker.c), or NULL: locally */
     const char *broker_ns;    /* --namespace, or NULL ("belt") */
     unsigned max_deliveries;  /* --max-deliveries, or 0 (the default, 3) */
+    const char *key_file;     /* --key-file, or NULL ($BELT_KEY_FILE) */
+    bool insecure;            /* --insecure: unsigned broker jobs */
 } belt__run_opts;
 
 /* Resolves "-j" text: "N", "0" (online CPUs) or "P%" (of online CPUs, at

@@ -32,16 +32,35 @@
  * Interrupt (SIGINT/SIGTERM): the dispatcher stops publishing, cancels the
  * scheduler, stops the collector, takes the results already received,
  * removes the jobs still queued in the broker (belt__submit_cancel: XDEL),
- * writes them as "canceled", marks the run canceled in <ns>:runs and exits
- * 130/143.  Jobs already running on workers are not stopped; their results
- * are dropped.
+ * writes them as "canceled", marks the run canceled in <ns>:runs, deletes
+ * its result stream and exits 130/143.  Jobs already running on workers
+ * are not stopped; their results are dropped.
+ *
+ * Keys: jobs are signed and results checked with the key of --key-file or
+ * $BELT_KEY_FILE; without one belt refuses to start unless --insecure (then
+ * it warns once).  Results a worker signed with another key are refused and
+ * reported once.
+ *
+ * Written, then trimmed: after every write of result lines (before each
+ * wait) the dispatcher tells the submitter how far the results file is
+ * written, and only that much of the result stream is trimmed; with
+ * --resume (the results file appended to) a run whose submitter was killed
+ * is continued, with the same run id, by belt__submit_open() (the results
+ * file's torn last line, if the kill cut one, is cut off first).
+ *
+ * No workers: when no result has come for NO_WORKER_NS while jobs are out,
+ * the dispatcher looks at the workers' heartbeats and says once that none
+ * is alive (and again once one is), and keeps waiting.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "belt/chan.h"
@@ -55,6 +74,8 @@
 #define COLLECT_MAX 512      /* results per collector read */
 #define RETRY_FIRST_NS 100000000LL
 #define RETRY_CAP_NS 2000000000LL
+#define NO_WORKER_NS 3000000000LL  /* silence before heartbeats are looked at */
+#define HEARTBEAT_FRESH_S 10       /* a heartbeat this old still counts */
 
 struct bengine {
     const belt__run_opts *o;
@@ -80,6 +101,16 @@ struct bengine {
     size_t n_retry;
     int64_t retry_at_ns, retry_delay_ns;
     bool said_lost;
+
+    /* Trimming: the entry of the last item taken whose entry is done. */
+    belt__broker_id taken_entry;
+    bool have_taken_entry;
+
+    /* No workers: when results last came, when heartbeats are looked at
+     * next, and what was said. */
+    int64_t last_result_ns, next_hb_check_ns;
+    bool said_no_workers;
+    uint64_t said_refused;
 
     /* The collector. */
     pthread_t col_thread;
@@ -119,6 +150,8 @@ static void take(struct bengine *e, belt_result *r, char *line, size_t len)
 {
     e->taken++;
     bool resumed = e->src->resumed && e->src->resumed(r);
+    if (resumed && r->job != NULL)
+        belt__submit_forget(e->sub, r->job->id);
     belt__runstats_add(e->stats, r, resumed);
     if (!resumed && r->status != BELT_JOB_OK)
         e->failed++;
@@ -155,8 +188,18 @@ static void take_item(struct bengine *e, belt__submit_item *it)
     belt_result *r = it->r;
     char *line = it->line;
     size_t len = it->len;
+    if (it->entry_last) {
+        e->taken_entry = it->entry;
+        e->have_taken_entry = true;
+    }
     it->line = NULL;
     belt__submit_item_free(it, false);
+    e->last_result_ns = belt__now_mono();
+    if (e->said_no_workers) {
+        belt__progress_clear(&e->progress);
+        fprintf(stderr, "belt run: --broker: worker up: results are coming\n");
+        e->said_no_workers = false;
+    }
     take(e, r, line, len);
 }
 
@@ -218,6 +261,12 @@ static void publish(struct bengine *e, int64_t now)
         e->in_flight += done;
         e->published += done;
     }
+    /* Jobs of an adopted run whose result had come already. */
+    belt__submit_item *ready[BATCH];
+    size_t nready;
+    while ((nready = belt__submit_take_ready(e->sub, ready, BATCH)) > 0)
+        for (size_t i = 0; i < nready; i++)
+            take_item(e, ready[i]);
     if (rc == BELT_OK) {
         if (e->said_lost && !e->o->quiet) {
             belt__progress_clear(&e->progress);
@@ -264,7 +313,115 @@ static void gather(struct bengine *e)
     }
 }
 
+/* ---- files ------------------------------------------------------------- */
+
+/* The absolute form of path (its folder resolved, so the same file gets the
+ * same name from any working directory) into out; false when it has none
+ * ("-", or a folder that does not exist). */
+static bool abs_path(const char *path, char *out, size_t n)
+{
+    if (path == NULL || strcmp(path, "-") == 0)
+        return false;
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    char head[PATH_MAX];
+    if (dl >= sizeof head)
+        return false;
+    memcpy(head, path, dl);
+    head[dl] = '\0';
+    if (realpath(slash == path ? "/" : slash ? head : ".", dir) == NULL)
+        return false;
+    return snprintf(out, n, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir,
+                    base) < (int)n;
+}
+
+/* A submitter killed in the middle of a write may leave the results file
+ * with a torn last line; appending after it would glue the next line to
+ * it.  Cuts the file back to its last newline (the torn result is still in
+ * the result stream: it was not trimmed, see the essay). */
+static void cut_torn_line(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    off_t end = fstat(fd, &st) == 0 ? st.st_size : 0;
+    char buf[4096];
+    off_t keep = end;
+    while (keep > 0) {
+        off_t from = keep > (off_t)sizeof buf ? keep - (off_t)sizeof buf : 0;
+        ssize_t k = pread(fd, buf, (size_t)(keep - from), from);
+        if (k <= 0)
+            break;
+        ssize_t i = k;
+        while (i > 0 && buf[i - 1] != '\n')
+            i--;
+        if (i > 0) {
+            keep = from + i;
+            break;
+        }
+        keep = from;
+    }
+    if (keep < end && ftruncate(fd, keep) == 0)
+        fprintf(stderr, "belt run: %s: cut a torn last line (%lld bytes)\n",
+                path, (long long)(end - keep));
+    close(fd);
+}
+
 /* ---- the loop ----------------------------------------------------------- */
+
+/* Says what a user waiting for results would want to know: once, that no
+ * worker has a heartbeat (looked at after NO_WORKER_NS without results
+ * while jobs are out, then every NO_WORKER_NS), and once more when one has
+ * again; once, that results were refused for their signature. */
+static void watch(struct bengine *e, int64_t now)
+{
+    char why[400];
+    uint64_t refused = belt__submit_refused(e->sub, why, sizeof why);
+    if (refused > 0 && e->said_refused == 0) {
+        belt__progress_clear(&e->progress);
+        fprintf(stderr, "belt run: --broker: refused a result entry not "
+                "signed with our key: %s\n", why);
+        e->said_refused = refused;
+    }
+    if (e->in_flight == 0 || now < e->next_hb_check_ns)
+        return;
+    e->next_hb_check_ns = now + NO_WORKER_NS;
+    if (now - e->last_result_ns < NO_WORKER_NS && !e->said_no_workers)
+        return;
+    size_t live = 0;
+    char msg[300];
+    if (belt__submit_workers(e->sub, HEARTBEAT_FRESH_S, &live, msg,
+                             sizeof msg) != BELT_OK)
+        return; /* the connection: publish() and collect() say so */
+    const char *ns = e->o->broker_ns ? e->o->broker_ns
+                                     : BELT__BROKER_DEFAULT_NS;
+    if (live == 0 && !e->said_no_workers) {
+        belt__progress_clear(&e->progress);
+        fprintf(stderr, "belt run: --broker: no worker has a heartbeat in "
+                "%s:workers (start one: belt worker --broker URL%s%s); "
+                "%" PRIu64 " job%s waiting\n", ns,
+                e->o->broker_ns ? " --namespace " : "",
+                e->o->broker_ns ? e->o->broker_ns : "", e->in_flight,
+                e->in_flight == 1 ? "" : "s");
+        e->said_no_workers = true;
+    } else if (live > 0 && e->said_no_workers) {
+        belt__progress_clear(&e->progress);
+        fprintf(stderr, "belt run: --broker: %zu worker%s up\n", live,
+                live == 1 ? "" : "s");
+        e->said_no_workers = false;
+    }
+}
+
+/* The shorter of two waits (wait < 0: none yet; w < 0: now). */
+static int64_t sooner(int64_t wait, int64_t w)
+{
+    if (w < 0)
+        w = 0;
+    return wait < 0 || w < wait ? w : wait;
+}
 
 static void stop_collector(struct bengine *e)
 {
@@ -301,13 +458,42 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
     e->o = o;
     e->src = src;
 
+    belt__broker_keys keys;
+    int rc = belt__broker_keys_choose(&keys, o->key_file, o->insecure, msg,
+                                      sizeof msg);
+    if (rc != BELT_OK) {
+        fprintf(stderr, "belt run: %s\n", msg);
+        free(e->copies);
+        free(e->origs);
+        free(e);
+        return 2;
+    }
+    if (keys.count == 0)
+        fprintf(stderr, "belt run: " BELT__BROKER_INSECURE_WARNING "\n");
+    const char *results_path = o->results_path;
+    if (results_path == NULL)
+        results_path = "belt-results.jsonl";
+    char abs_results[PATH_MAX + 8], abs_config[PATH_MAX + 8];
+    bool have_results = abs_path(results_path, abs_results,
+                                 sizeof abs_results);
+    char abs_resume[PATH_MAX + 8];
+    /* Continuing a run means appending to its results file. */
+    bool resume = o->resume_path != NULL && have_results &&
+                  abs_path(o->resume_path, abs_resume, sizeof abs_resume) &&
+                  strcmp(abs_resume, abs_results) == 0;
     belt__submit_options so = {
         .url = &url,
         .ns = o->broker_ns,
         .max_deliveries = o->max_deliveries,
         .total = src->total,
+        .keys = &keys,
+        .results_path = have_results ? abs_results : NULL,
+        .config_path = abs_path(o->config_path, abs_config, sizeof abs_config)
+                           ? abs_config : NULL,
+        .resume = resume,
     };
-    int rc = belt__submit_open(&e->sub, &so, msg, sizeof msg);
+    rc = belt__submit_open(&e->sub, &so, msg, sizeof msg);
+    belt__broker_keys_wipe(&keys);
     if (rc != BELT_OK) {
         fprintf(stderr, "belt run: --broker: %s\n", msg);
         free(e->copies);
@@ -315,13 +501,20 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
         free(e);
         return rc == BELT_ENOMEM || rc == BELT_ESYS ? 1 : 2;
     }
+    uint64_t pending = 0;
+    if (belt__submit_adopted(e->sub, &pending)) {
+        cut_torn_line(results_path);
+        if (!o->quiet)
+            fprintf(stderr, "belt run: --broker: continuing run %s (%" PRIu64
+                    " of its jobs still out)\n", belt__submit_run_id(e->sub),
+                    pending);
+    }
 
     int64_t t0 = belt__now_mono();
+    e->last_result_ns = t0;
+    e->next_hb_check_ns = t0 + NO_WORKER_NS;
     belt__progress_init(&e->progress, !o->quiet && isatty(STDERR_FILENO),
                         src->total, t0);
-    const char *results_path = o->results_path;
-    if (results_path == NULL)
-        results_path = "belt-results.jsonl";
     int status = 0;
     if (belt__out_open(&e->out, o, results_path, o->keep_order,
                        &e->progress) != 0) {
@@ -388,18 +581,21 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
             break;
         }
 
-        /* About to wait: the lines taken so far go out first. */
+        /* About to wait: the lines taken so far go out first, and the
+         * result stream may be trimmed up to them. */
         if (belt__out_write_lines(e->out) != 0)
             e->failed_io = true;
-        now = belt__now_mono();
-        int64_t wait = belt__progress_wait_ns(&e->progress, now);
-        if (e->n_retry > 0) {
-            int64_t w = e->retry_at_ns - now;
-            if (w < 0)
-                w = 0;
-            if (wait < 0 || w < wait)
-                wait = w;
+        else if (e->have_taken_entry && belt__out_held(e->out) == 0) {
+            belt__submit_written(e->sub, &e->taken_entry);
+            e->have_taken_entry = false;
         }
+        now = belt__now_mono();
+        watch(e, now);
+        int64_t wait = belt__progress_wait_ns(&e->progress, now);
+        if (e->in_flight > 0)
+            wait = sooner(wait, e->next_hb_check_ns - now);
+        if (e->n_retry > 0)
+            wait = sooner(wait, e->retry_at_ns - now);
         void *v = NULL;
         if (belt_chan_recv_timeout(e->results, &v, wait) == BELT_OK)
             received(e, v);
@@ -412,6 +608,7 @@ int belt__run_broker(const belt__run_opts *o, belt__source *src)
 
     /* Stop the collector; take what it had already sent. */
     stop_collector(e);
+    watch(e, belt__now_mono()); /* a refusal not said yet */
     void *v;
     while (belt_chan_try_recv(e->results, &v) == BELT_OK)
         if (v != NULL && v != &e->col_end)

@@ -4,16 +4,25 @@
  *   runs        <P>:runs, written by each `belt run --broker`: state
  *               (running, done, canceled), jobs, done, failed, host, times
  *   queue       <P>:jobs: XLEN (entries not yet acknowledged: waiting plus
- *               in flight, since workers delete what they acknowledge) and
- *               the consumer group's lag (waiting: never delivered) and
- *               pending count (XINFO GROUPS)
- *   in flight   XPENDING <P>:jobs workers (the summary form): delivered and
- *               not yet acknowledged, per worker (consumer)
+ *               in flight, since workers delete what they acknowledge), and
+ *               what is really there: the entries are read (XRANGE, up to
+ *               SCAN_MAX) and counted as waiting when their id is above the
+ *               group's last-delivered-id (XINFO GROUPS), in flight when
+ *               not.  The group's own "lag" and "pending" are not used: lag
+ *               goes stale when entries are deleted (a canceled run), and
+ *               the pending list still names entries deleted while pending.
+ *   in flight   XPENDING <P>:jobs workers - + (the extended form): delivered
+ *               and not yet acknowledged, per worker (consumer), counting
+ *               only entries that still exist
  *   dead        <P>:dead: XLEN and the last few entries (XREVRANGE) with
  *               their reasons
  *   workers     <P>:workers, the heartbeat hash: each worker's host, pid,
- *               slots and when it was last seen; one not seen for
+ *               slots, key id and when it was last seen; one not seen for
  *               STALE_S seconds is marked stale (killed without a goodbye)
+ *
+ * A run in state "running" whose submitter has not written its record for
+ * STALE_S seconds is marked stale too (its submitter was killed: `belt run
+ * --broker --resume` continues it, or its result stream expires).
  *
  * One connection, one command after another; the picture is not atomic (a
  * job may move between two reads).  --json prints one JSON object with the
@@ -36,6 +45,8 @@
 #define DEAD_SHOWN 5     /* last dead letters listed */
 #define STALE_S 60       /* a heartbeat older than this: stale */
 #define RUNS_SHOWN 20    /* text: most recent runs listed */
+#define SCAN_MAX 200000  /* queue entries read at most */
+#define SCAN_CHUNK "2000"
 
 static void status_usage(FILE *out)
 {
@@ -86,13 +97,6 @@ static redisReply *cmd(struct st *s, int argc, const char **argv)
         return NULL;
     }
     return r;
-}
-
-static json_t *jstr(const redisReply *r)
-{
-    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
-        return json_stringn(r->str, r->len);
-    return json_null();
 }
 
 static long long integer_of(const redisReply *r)
@@ -183,28 +187,97 @@ static void sort_runs(json_t *runs)
     free(v);
 }
 
-/* XINFO GROUPS: the "workers" group's pending and lag (-1: unknown). */
-static void group_info(struct st *s, const char *key, json_t *queue)
+/* A stream id as two numbers, for comparing. */
+typedef struct sid {
+    unsigned long long ms, seq;
+} sid;
+
+static bool parse_sid(const char *s, sid *out)
 {
-    long long pending = -1, lag = -1;
-    redisReply *r = NULL;
-    /* XINFO on a missing key is an error reply: check it exists. */
-    const char *ex[] = {"EXISTS", key};
-    redisReply *e = cmd(s, 2, ex);
-    bool exists = integer_of(e) > 0;
-    if (e)
-        freeReplyObject(e);
-    if (exists) {
-        const char *argv[] = {"XINFO", "GROUPS", key};
-        r = cmd(s, 3, argv);
+    return s != NULL && sscanf(s, "%llu-%llu", &out->ms, &out->seq) == 2;
+}
+
+static int sid_cmp(const sid *a, const sid *b)
+{
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* The entries of the job stream, as ids in order (the scan of the essay). */
+typedef struct scan {
+    sid *ids;
+    size_t n, cap;
+    bool truncated;    /* more than SCAN_MAX */
+} scan;
+
+static void scan_jobs(struct st *s, const char *key, scan *sc)
+{
+    char start[64] = "-";
+    while (sc->n < SCAN_MAX) {
+        const char *argv[] = {"XRANGE", key, start, "+", "COUNT", SCAN_CHUNK};
+        redisReply *r = cmd(s, 6, argv);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            if (r)
+                freeReplyObject(r);
+            return;
+        }
+        size_t got = r->elements;
+        for (size_t i = 0; i < got; i++) {
+            const redisReply *e = r->element[i];
+            sid id;
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+                !parse_sid(e->element[0]->str, &id))
+                continue;
+            if (sc->n == sc->cap) {
+                size_t cap = sc->cap ? 2 * sc->cap : 1024;
+                sid *ni = realloc(sc->ids, cap * sizeof *ni);
+                if (ni == NULL)
+                    break;
+                sc->ids = ni;
+                sc->cap = cap;
+            }
+            sc->ids[sc->n++] = id;
+            snprintf(start, sizeof start, "(%s", e->element[0]->str);
+        }
+        freeReplyObject(r);
+        if (got < (size_t)atoi(SCAN_CHUNK))
+            return;
     }
+    sc->truncated = true;
+}
+
+static bool scan_has(const scan *sc, const sid *id)
+{
+    size_t lo = 0, hi = sc->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = sid_cmp(&sc->ids[mid], id);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* XINFO GROUPS: the "workers" group's last-delivered-id into *last; false
+ * when there is no such group (then nothing was ever delivered). */
+static bool last_delivered(struct st *s, const char *key, sid *last)
+{
+    const char *argv[] = {"XINFO", "GROUPS", key};
+    redisReply *r = cmd(s, 3, argv);
+    bool found = false;
     for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements;
          g++) {
         const redisReply *gr = r->element[g];
         if (gr->type != REDIS_REPLY_ARRAY)
             continue;
         bool ours = false;
-        long long p = -1, l = -1;
+        sid id = {0, 0};
+        bool have = false;
         for (size_t i = 0; i + 1 < gr->elements; i += 2) {
             const redisReply *k = gr->element[i], *v = gr->element[i + 1];
             if (k->type != REDIS_REPLY_STRING)
@@ -212,55 +285,78 @@ static void group_info(struct st *s, const char *key, json_t *queue)
             if (strcmp(k->str, "name") == 0)
                 ours = v->type == REDIS_REPLY_STRING &&
                        strcmp(v->str, BELT__BROKER_GROUP) == 0;
-            else if (strcmp(k->str, "pending") == 0)
-                p = integer_of(v);
-            else if (strcmp(k->str, "lag") == 0 &&
-                     v->type == REDIS_REPLY_INTEGER)
-                l = v->integer;
+            else if (strcmp(k->str, "last-delivered-id") == 0 &&
+                     v->type == REDIS_REPLY_STRING)
+                have = parse_sid(v->str, &id);
         }
-        if (ours) {
-            pending = p;
-            lag = l;
+        if (ours && have) {
+            *last = id;
+            found = true;
         }
     }
     if (r)
         freeReplyObject(r);
-    json_object_set_new(queue, "pending", pending >= 0 ? json_integer(pending)
-                                                       : json_null());
-    json_object_set_new(queue, "waiting", lag >= 0 ? json_integer(lag)
-                                                   : json_null());
+    return found;
 }
 
-/* XPENDING key workers (summary): [{"worker", "count"}]. */
-static json_t *in_flight(struct st *s, const char *key)
+/* The queue object (length, waiting, pending, truncated) and the in-flight
+ * array, from one scan (see the essay). */
+static void queue_info(struct st *s, const char *key, json_t *queue,
+                       json_t **flight)
 {
-    json_t *arr = json_array();
-    const char *ex[] = {"EXISTS", key};
-    redisReply *e = cmd(s, 2, ex);
-    bool exists = integer_of(e) > 0;
-    if (e)
-        freeReplyObject(e);
-    if (!exists)
-        return arr;
-    const char *argv[] = {"XPENDING", key, BELT__BROKER_GROUP};
-    redisReply *r = cmd(s, 3, argv);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
-        r->element[3]->type == REDIS_REPLY_ARRAY) {
-        const redisReply *c = r->element[3];
-        for (size_t i = 0; i < c->elements; i++) {
-            const redisReply *p = c->element[i];
-            if (p->type != REDIS_REPLY_ARRAY || p->elements < 2)
-                continue;
-            json_t *o = json_object();
-            json_object_set_new(o, "worker", jstr(p->element[0]));
-            json_object_set_new(o, "count",
-                                json_integer(integer_of(p->element[1])));
-            json_array_append_new(arr, o);
-        }
+    *flight = json_array();
+    long long len = xlen(s, key);
+    json_object_set_new(queue, "length", json_integer(len));
+    scan sc = {0};
+    sid last = {0, 0};
+    bool group = false;
+    if (len > 0) {
+        group = last_delivered(s, key, &last);
+        scan_jobs(s, key, &sc);
     }
-    if (r)
-        freeReplyObject(r);
-    return arr;
+    long long waiting = 0, pending = 0;
+    for (size_t i = 0; i < sc.n; i++) {
+        if (!group || sid_cmp(&sc.ids[i], &last) > 0)
+            waiting++;
+        else
+            pending++;
+    }
+    json_object_set_new(queue, "waiting", json_integer(waiting));
+    json_object_set_new(queue, "pending", json_integer(pending));
+    json_object_set_new(queue, "truncated", json_boolean(sc.truncated));
+    if (pending > 0) {
+        /* Per consumer, only entries that still exist. */
+        char count[24];
+        snprintf(count, sizeof count, "%d", SCAN_MAX);
+        const char *argv[] = {"XPENDING", key, BELT__BROKER_GROUP, "-", "+",
+                              count};
+        redisReply *r = cmd(s, 6, argv);
+        json_t *per = json_object();
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY &&
+                           i < r->elements; i++) {
+            const redisReply *p = r->element[i];
+            sid id;
+            if (p->type != REDIS_REPLY_ARRAY || p->elements < 2 ||
+                p->element[1]->type != REDIS_REPLY_STRING ||
+                !parse_sid(p->element[0]->str, &id) || !scan_has(&sc, &id))
+                continue;
+            const char *who = p->element[1]->str;
+            json_object_set_new(per, who, json_integer(
+                json_integer_value(json_object_get(per, who)) + 1));
+        }
+        if (r)
+            freeReplyObject(r);
+        const char *who;
+        json_t *v;
+        json_object_foreach(per, who, v) {
+            json_t *o = json_object();
+            json_object_set_new(o, "worker", json_string(who));
+            json_object_set_new(o, "count", json_incref(v));
+            json_array_append_new(*flight, o);
+        }
+        json_decref(per);
+    }
+    free(sc.ids);
 }
 
 /* The last DEAD_SHOWN entries of the dead-letter stream. */
@@ -319,8 +415,9 @@ static void print_text(FILE *out, const json_t *all)
     for (size_t i = 0; i < nr && i < RUNS_SHOWN; i++) {
         const json_t *r = json_array_get(runs, i);
         fprintf(out, "  %-36s %-9s %7lld %7lld %7lld  ", jtext(r, "id"),
-                jtext(r, "state"), jint(r, "jobs"), jint(r, "done"),
-                jint(r, "failed"));
+                json_is_true(json_object_get(r, "stale")) ? "stale"
+                                                          : jtext(r, "state"),
+                jint(r, "jobs"), jint(r, "done"), jint(r, "failed"));
         print_time(out, jint(r, "started"));
         fprintf(out, "  %s\n", jtext(r, "host"));
     }
@@ -336,6 +433,8 @@ static void print_text(FILE *out, const json_t *all)
         fprintf(out, ", %lld waiting", (long long)json_integer_value(w));
     if (json_is_integer(p))
         fprintf(out, ", %lld in flight", (long long)json_integer_value(p));
+    if (json_is_true(json_object_get(q, "truncated")))
+        fprintf(out, " (of the first %d)", SCAN_MAX);
     fputc('\n', out);
 
     const json_t *fl = json_object_get(all, "in_flight");
@@ -369,9 +468,9 @@ static void print_text(FILE *out, const json_t *all)
     fputc('\n', out);
     for (size_t i = 0; i < json_array_size(ws); i++) {
         const json_t *o = json_array_get(ws, i);
-        fprintf(out, "  %-40s %-20s slots %-4lld seen %llds ago%s\n",
+        fprintf(out, "  %-40s %-20s slots %-4lld key %-8s seen %llds ago%s\n",
                 jtext(o, "id"), jtext(o, "host"), jint(o, "slots"),
-                jint(o, "age_s"),
+                jtext(o, "key"), jint(o, "age_s"),
                 json_is_true(json_object_get(o, "stale")) ? " (stale)" : "");
     }
 }
@@ -443,13 +542,20 @@ int belt__cli_status(int argc, char **argv)
 
     json_t *runs = hash_objects(&s, k_runs);
     sort_runs(runs);
+    for (size_t i = 0; i < json_array_size(runs); i++) {
+        json_t *o = json_array_get(runs, i);
+        const char *state = json_string_value(json_object_get(o, "state"));
+        long long seen = jint(o, "seen");
+        bool stale = state && strcmp(state, "running") == 0 && seen > 0 &&
+                     now - seen > STALE_S;
+        json_object_set_new(o, "stale", json_boolean(stale));
+    }
     json_object_set_new(all, "runs", runs);
 
-    json_t *queue = json_object();
-    json_object_set_new(queue, "length", json_integer(xlen(&s, k_jobs)));
-    group_info(&s, k_jobs, queue);
+    json_t *queue = json_object(), *flight;
+    queue_info(&s, k_jobs, queue, &flight);
     json_object_set_new(all, "queue", queue);
-    json_object_set_new(all, "in_flight", in_flight(&s, k_jobs));
+    json_object_set_new(all, "in_flight", flight);
 
     json_t *dead = json_object();
     json_object_set_new(dead, "length", json_integer(xlen(&s, k_dead)));

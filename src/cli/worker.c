@@ -66,6 +66,10 @@ static void worker_usage(FILE *out)
         "                       job time: none for long jobs, up to 1024 for tiny\n"
         "                       ones)\n"
         "      --id NAME        consumer name (default HOST:PID); must be unique\n"
+        "      --key-file FILE  run only jobs signed with a key in FILE (belt\n"
+        "                       keygen; default $BELT_KEY_FILE), sign results with\n"
+        "                       its first key; refused jobs are dead-lettered\n"
+        "      --insecure       run without a key: run unsigned jobs (warned)\n"
         "  -q, --quiet          no messages on stderr except errors\n"
         "  -h, --help           show this help\n"
         "\n"
@@ -78,7 +82,7 @@ static void worker_usage(FILE *out)
 }
 
 enum { OPT_BROKER = 256, OPT_NAMESPACE, OPT_VISIBILITY, OPT_MAXDEL,
-       OPT_PREFETCH, OPT_ID };
+       OPT_PREFETCH, OPT_ID, OPT_KEY_FILE, OPT_INSECURE };
 
 static const struct option worker_options[] = {
     {"broker", required_argument, NULL, OPT_BROKER},
@@ -88,6 +92,8 @@ static const struct option worker_options[] = {
     {"max-deliveries", required_argument, NULL, OPT_MAXDEL},
     {"prefetch", required_argument, NULL, OPT_PREFETCH},
     {"id", required_argument, NULL, OPT_ID},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -172,10 +178,10 @@ static void *sig_thread(void *arg)
 
 int belt__cli_worker(int argc, char **argv)
 {
-    const char *url_text = NULL, *ns = NULL, *id = NULL;
+    const char *url_text = NULL, *ns = NULL, *id = NULL, *key_file = NULL;
     unsigned slots = 0, max_del = 0, prefetch = BELT__BROKER_PREFETCH_AUTO;
     int64_t visibility = 0;
-    bool quiet = false;
+    bool quiet = false, insecure = false;
     char msg[512];
     opterr = 0;
     optind = 1;
@@ -229,6 +235,8 @@ int belt__cli_worker(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_KEY_FILE: key_file = optarg; break;
+        case OPT_INSECURE: insecure = true; break;
         case 'q': quiet = true; break;
         case 'h': worker_usage(stdout); return 0;
         default:
@@ -251,6 +259,14 @@ int belt__cli_worker(int argc, char **argv)
         fprintf(stderr, "belt worker: --broker %s\n", msg);
         return 2;
     }
+    belt__broker_keys keys;
+    if (belt__broker_keys_choose(&keys, key_file, insecure, msg, sizeof msg) !=
+        BELT_OK) {
+        fprintf(stderr, "belt worker: %s\n", msg);
+        return 2;
+    }
+    if (keys.count == 0)
+        fprintf(stderr, "belt worker: " BELT__BROKER_INSECURE_WARNING "\n");
 
     /* Before any thread exists: INT and TERM go to the signalfd, SIGPIPE
      * is ignored (see the essay). */
@@ -272,10 +288,12 @@ int belt__cli_worker(int argc, char **argv)
     o.visibility_ns = visibility;
     o.max_deliveries = max_del;
     o.id = id;
+    o.keys = &keys;
     o.log = quiet ? NULL : log_stderr;
     belt__broker_worker *w = NULL;
     int status = 2;
     int rc = belt__broker_worker_create(&w, &o, msg, sizeof msg);
+    belt__broker_keys_wipe(&keys); /* the worker keeps keyed contexts only */
     if (rc != BELT_OK) {
         fprintf(stderr, "belt worker: %s\n", msg);
         goto out;
@@ -316,9 +334,11 @@ int belt__cli_worker(int argc, char **argv)
     }
     if (!quiet)
         fprintf(stderr, "belt worker: %s: %llu jobs done, %llu reclaimed, "
-                "%llu dead-lettered, %llu reconnects\n",
+                "%llu dead-lettered, %llu refused, %llu skipped, %llu "
+                "reconnects\n",
                 belt__broker_worker_id(w), (unsigned long long)st.done,
                 (unsigned long long)st.reclaimed, (unsigned long long)st.dead,
+                (unsigned long long)st.refused, (unsigned long long)st.skipped,
                 (unsigned long long)st.reconnects);
     belt__broker_worker_free(w);
 out:

@@ -12,9 +12,16 @@
  *           job; Redis dying mid-job and coming back; connection errors
  *           (no server, wrong or missing password).
  *           Without redis-server in PATH these tests pass with a note.
+ *   sign    key files (what is refused and why), the signature over an
+ *           entry's fields against an HMAC computed apart (the framing is
+ *           the wire format), every change to a signed entry detected,
+ *           both keys of a rotation accepted, a worker that refuses
+ *           unsigned and forged jobs and never runs them.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -676,8 +683,9 @@ static json_t *collect(belt__broker *b, const char *run, int want)
                 const char *kk = belt__broker_entry_get(&rec[j], "key", NULL);
                 const char *meta = belt__broker_entry_get(&rec[j], "meta",
                                                           &mlen);
+                if (kk == NULL)
+                    continue; /* the stream's `open` entry */
                 ck_assert_ptr_nonnull(res);
-                ck_assert_ptr_nonnull(kk);
                 json_t *o = json_loads(res, 0, NULL);
                 ck_assert_ptr_nonnull(o);
                 /* The numbers beside the record agree with it. */
@@ -716,6 +724,18 @@ static json_t *collect(belt__broker *b, const char *run, int want)
         freeReplyObject(r);
     }
     return by_key;
+}
+
+/* Makes run's result stream, as a submitter does: workers skip the jobs of
+ * a run without one. */
+static void open_run(belt__broker *b, const char *run)
+{
+    char key[200];
+    belt__broker_key_results(key, sizeof key, NULL, run);
+    const char *argv[5] = { "XADD", key, "*", "open", "1" };
+    redisReply *r = belt__broker_command(b, 5, argv, NULL, NULL, 0);
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
 }
 
 /* Expects the result of job `key` in run `run`: status ok, stdout `out`. */
@@ -761,8 +781,10 @@ START_TEST(test_worker_runs_jobs)
     }
     belt__broker_id sids[N];
     char msg[300];
+    open_run(b, "run1");
     ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "run1", ptrs, N, 0,
-                                            sids, msg, sizeof msg), BELT_OK);
+                                            NULL, sids, msg, sizeof msg),
+                     BELT_OK);
     ck_assert(strchr(sids[N - 1].s, '-') != NULL);
     running w;
     worker_start(&w, &s, 3, 0);
@@ -831,8 +853,9 @@ START_TEST(test_worker_reclaims_and_dead_letters)
     d.run = "echo never";
     const belt_job *ptrs[2] = { &a, &d };
     belt__broker_id sids[2];
-    ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "run2", ptrs, 2, 3, sids,
-                                            NULL, 0), BELT_OK);
+    open_run(b, "run2");
+    ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "run2", ptrs, 2, 3, NULL,
+                                            sids, NULL, 0), BELT_OK);
     ghost_takes_all(b);
     /* "doomed" has been delivered 5 times already (max_deliveries 3). */
     const char *cl[9] = { "XCLAIM", "belt:jobs", "workers", "ghost", "0",
@@ -883,8 +906,9 @@ static belt__broker *one_job_taken(server *s, running *w, const char *run,
     j.id = id;
     j.run = cmd;
     const belt_job *ptrs[1] = { &j };
+    open_run(b, run);
     ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, run, ptrs, 1, 0, NULL,
-                                            NULL, 0), BELT_OK);
+                                            NULL, NULL, 0), BELT_OK);
     const char *pend[3] = { "XPENDING", "belt:jobs", "workers" };
     for (int i = 0; i < 1000 && cmd_int(b, 3, pend) != 1; i++)
         tu_sleep_ms(5);
@@ -910,8 +934,9 @@ START_TEST(test_worker_graceful_stop)
 END_TEST
 
 /* Redis dies while a job runs and comes back (empty: no persistence here):
- * the worker reconnects, publishes the result it kept, recreates the
- * consumer group and serves new jobs. */
+ * the worker reconnects, publishes the result it kept (which goes nowhere:
+ * the run's result stream went with the data, and results never re-create
+ * one), recreates the consumer group and serves new jobs. */
 START_TEST(test_worker_reconnects)
 {
     if (!have_redis())
@@ -927,7 +952,6 @@ START_TEST(test_worker_reconnects)
     tu_sleep_ms(700); /* the job ends while Redis is down */
     server_spawn(&s, NULL);
     b = connect_to(&s);
-    expect_ok(b, "run4", "through", "survived\n");
     /* and it serves again (the group was made anew) */
     belt_job j2;
     belt_job_init(&j2);
@@ -940,16 +964,22 @@ START_TEST(test_worker_reconnects)
             break;
         tu_sleep_ms(5);
     }
+    open_run(b, "run5");
     ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "run5", ptrs2, 1, 0,
-                                            NULL, NULL, 0), BELT_OK);
+                                            NULL, NULL, NULL, 0), BELT_OK);
     expect_ok(b, "run5", "after", "again\n");
+    const char *ex4[2] = { "EXISTS", "belt:run:run4:results" };
+    ck_assert_int_eq(cmd_int(b, 2, ex4), 0); /* NOMKSTREAM */
     belt__broker_worker_stop(w.w); /* stats once it has returned */
     pthread_join(w.th, NULL);
     tu_assert_threads_ok();
     belt__broker_worker_stats st;
     belt__broker_worker_get_stats(w.w, &st);
     ck_assert_uint_ge(st.reconnects, 1);
-    ck_assert_uint_eq(st.done, 2);
+    /* run4's job: its entry went with Redis' data, so the publish script
+     * dropped its result; run5's was published. */
+    ck_assert_uint_eq(st.done, 1);
+    ck_assert_uint_eq(st.superseded, 1);
     belt__broker_worker_free(w.w);
     belt__broker_close(b);
     server_stop(&s);
@@ -1006,6 +1036,369 @@ START_TEST(test_connect_errors)
 }
 END_TEST
 
+/* ---- sign --------------------------------------------------------------- */
+
+/* Writes text to a fresh file with mode `mode`; returns its path (static). */
+static const char *key_file(const char *text, mode_t mode)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/belt-check-key.XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    ck_assert_int_eq(fchmod(fd, mode), 0);
+    close(fd);
+    return path;
+}
+
+#define K1 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define K2 "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff"
+
+/* Loads the key file text (mode 0600) into *k. */
+static void load_keys(const char *text, belt__broker_keys *k)
+{
+    char msg[600];
+    const char *p = key_file(text, 0600);
+    int rc = belt__broker_keys_load(k, p, msg, sizeof msg);
+    unlink(p);
+    ck_assert_msg(rc == BELT_OK, "%s", msg);
+}
+
+static void load_fails(const char *text, mode_t mode, int code,
+                       const char *want)
+{
+    belt__broker_keys k;
+    char msg[600];
+    const char *p = key_file(text, mode);
+    int rc = belt__broker_keys_load(&k, p, msg, sizeof msg);
+    unlink(p);
+    ck_assert_int_eq(rc, code);
+    ck_assert_msg(strstr(msg, want) != NULL, "%s: want '%s'", msg, want);
+    ck_assert_uint_eq(k.count, 0);
+}
+
+START_TEST(test_key_files)
+{
+    belt__broker_keys k;
+    char msg[600];
+    load_keys("# a comment\n\n  " K1 "  \r\n" K2 "\n", &k);
+    ck_assert_uint_eq(k.count, 2);
+    ck_assert_uint_eq(k.key[0][1], 1);
+    ck_assert_uint_eq(k.key[1][0], 0xf0);
+    ck_assert_uint_eq(strlen(k.id[0]), BELT__BROKER_KID_HEX);
+    ck_assert_str_ne(k.id[0], k.id[1]);
+    belt__broker_keys_wipe(&k);
+    ck_assert_uint_eq(k.count, 0);
+
+    load_fails(K1 "\n", 0644, BELT_ECONFIG, "chmod 600");
+    load_fails(K1 "\n", 0660, BELT_ECONFIG, "mode 0660");
+    load_fails("# nothing\n", 0600, BELT_ECONFIG, "no key");
+    load_fails(K1 "0\n", 0600, BELT_ECONFIG, ":1: not a key");
+    load_fails("hello\n", 0600, BELT_ECONFIG, ":1: not a key");
+    load_fails(K1 "\n" K2 "\n" K1 "\n", 0600, BELT_ECONFIG, ":3: ");
+    ck_assert_int_eq(belt__broker_keys_load(&k, "/nonexistent/key", msg,
+                                            sizeof msg), BELT_ESYS);
+    ck_assert_msg(strstr(msg, "/nonexistent/key") != NULL, "%s", msg);
+
+    /* save -> load: the same keys; mode 0600; no overwrite unless asked */
+    belt__broker_keys a;
+    memset(&a, 0, sizeof a);
+    unsigned char raw[BELT__BROKER_KEY_BYTES];
+    ck_assert_int_eq(belt__broker_keys_generate(raw, msg, sizeof msg),
+                     BELT_OK);
+    ck_assert_int_eq(belt__broker_keys_add(&a, raw, msg, sizeof msg), BELT_OK);
+    char path[64] = "/tmp/belt-check-keys.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    char file[100];
+    snprintf(file, sizeof file, "%s/k", path);
+    ck_assert_int_eq(belt__broker_keys_save(&a, file, false, msg, sizeof msg),
+                     BELT_OK);
+    ck_assert_int_eq(belt__broker_keys_save(&a, file, false, msg, sizeof msg),
+                     BELT_EBUSY);
+    struct stat st;
+    ck_assert_int_eq(stat(file, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(belt__broker_keys_load(&k, file, msg, sizeof msg),
+                     BELT_OK);
+    ck_assert_uint_eq(k.count, 1);
+    ck_assert(memcmp(k.key[0], raw, sizeof raw) == 0);
+    ck_assert_str_eq(k.id[0], a.id[0]);
+    unlink(file);
+    rmdir(path);
+}
+END_TEST
+
+/* A fake entry view over fields f[0..n) (name, value, ...). */
+typedef struct fake {
+    redisReply top, *el[40], els[40];
+    belt__broker_entry e;
+} fake;
+
+static void fake_entry(fake *x, int n, const char *const *f)
+{
+    memset(x, 0, sizeof *x);
+    x->top.type = REDIS_REPLY_ARRAY;
+    x->top.elements = (size_t)n;
+    x->top.element = x->el;
+    for (int i = 0; i < n; i++) {
+        x->els[i].type = REDIS_REPLY_STRING;
+        x->els[i].str = (char *)f[i];
+        x->els[i].len = strlen(f[i]);
+        x->el[i] = &x->els[i];
+    }
+    x->e.id = "1-1";
+    x->e.fields = &x->top;
+    x->e.from = 0;
+    x->e.to = (size_t)n;
+}
+
+static void be32(unsigned char *p, size_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+START_TEST(test_sign_entries)
+{
+    belt__broker_keys k1, k21;
+    char msg[600];
+    load_keys(K1 "\n", &k1);
+    load_keys(K2 "\n" K1 "\n", &k21); /* rotated: K2 signs, K1 accepted */
+    belt__broker_mac *m1, *m21;
+    ck_assert_int_eq(belt__broker_mac_new(&m1, &k1, msg, sizeof msg), BELT_OK);
+    ck_assert_int_eq(belt__broker_mac_new(&m21, &k21, msg, sizeof msg),
+                     BELT_OK);
+
+    const char *f[12] = { "run", "R1", "key", "job-7", "job",
+                          "{\"id\":\"job-7\",\"run\":\"true\"}",
+                          "max_deliveries", "3", "kid", "", "sig", "" };
+    char sig[BELT__BROKER_SIG_HEX + 1];
+    belt__broker_sign_fields(m1, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig);
+    ck_assert_uint_eq(strlen(sig), BELT__BROKER_SIG_HEX);
+
+    /* The framing, computed apart: HMAC-SHA256(K1, item(tag) item(name)
+     * item(value)...), item(x) = 4-byte big-endian length, then x. */
+    unsigned char buf[512], key[32], mac[32];
+    size_t len = 0;
+    const char *items[9] = { BELT__BROKER_TAG_JOB, f[0], f[1], f[2], f[3],
+                             f[4], f[5], f[6], f[7] };
+    for (int i = 0; i < 9; i++) {
+        be32(buf + len, strlen(items[i]));
+        memcpy(buf + len + 4, items[i], strlen(items[i]));
+        len += 4 + strlen(items[i]);
+    }
+    for (int i = 0; i < 32; i++)
+        key[i] = (unsigned char)i;
+    size_t mlen = 0;
+    ck_assert_ptr_nonnull(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key,
+                                    32, buf, len, mac, 32, &mlen));
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    ck_assert_str_eq(sig, hex);
+
+    f[9] = k1.id[0];
+    f[11] = sig;
+    fake x;
+    fake_entry(&x, 12, f);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg), BELT_OK);
+    /* the rotated keyring accepts what K1 signed */
+    ck_assert_int_eq(belt__broker_verify_entry(m21, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg), BELT_OK);
+    /* ... and K1 alone what the rotated one signs with K2?  No: K2 is not
+     * in it (named in the message). */
+    char sig2[BELT__BROKER_SIG_HEX + 1];
+    belt__broker_sign_fields(m21, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig2);
+    const char *f2[12];
+    memcpy(f2, f, sizeof f2);
+    f2[9] = k21.id[0];
+    f2[11] = sig2;
+    fake_entry(&x, 12, f2);
+    ck_assert_int_eq(belt__broker_verify_entry(m21, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg), BELT_OK);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    ck_assert_msg(strstr(msg, k21.id[0]) && strstr(msg, "not in this key"),
+                  "%s", msg);
+
+    /* Every change is caught: a value, a name, the run (a replay into
+     * another run), the order, a field added, the kind of entry. */
+    const char *changes[][2] = { { "max_deliveries", "9" }, { "run", "R2" },
+                                 { "job", "{\"id\":\"job-7\",\"run\":\"rm\"}" } };
+    for (size_t c = 0; c < sizeof changes / sizeof changes[0]; c++) {
+        const char *g[12];
+        memcpy(g, f, sizeof g);
+        for (int i = 0; i < 8; i += 2)
+            if (strcmp(g[i], changes[c][0]) == 0)
+                g[i + 1] = changes[c][1];
+        fake_entry(&x, 12, g);
+        ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB,
+                                                   NULL, &x.e, msg, sizeof msg),
+                         BELT_EINVAL);
+        ck_assert_msg(strstr(msg, "bad signature") != NULL, "%s", msg);
+    }
+    const char *swapped[12] = { "key", "job-7", "run", "R1", "job", f[5],
+                                "max_deliveries", "3", "kid", f[9], "sig",
+                                sig };
+    fake_entry(&x, 12, swapped);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    const char *more[14] = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
+                             "x", "y", "kid", f[9], "sig", sig };
+    fake_entry(&x, 14, more);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    fake_entry(&x, 12, f);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
+                                               "R1", &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    /* unsigned */
+    fake_entry(&x, 8, f);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    ck_assert_msg(strstr(msg, "not signed") != NULL, "%s", msg);
+
+    /* Results are bound to the run of their stream. */
+    const char *r[10] = { "key", "a", "meta", "1 ok", "result", "{}", "kid",
+                          k1.id[0], "sig", "" };
+    belt__broker_sign_fields(m1, BELT__BROKER_TAG_RESULT, "R1", 6, r, NULL,
+                             sig);
+    r[9] = sig;
+    fake_entry(&x, 10, r);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
+                                               "R1", &x.e, msg, sizeof msg),
+                     BELT_OK);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
+                                               "R2", &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    belt__broker_mac_free(m1);
+    belt__broker_mac_free(m21);
+    belt__broker_keys_wipe(&k1);
+    belt__broker_keys_wipe(&k21);
+}
+END_TEST
+
+/* A keyed worker: a signed job runs; an unsigned one and one whose
+ * signature was made with another key or no longer matches (the job was
+ * changed) never run, and are dead-lettered with the reason; the run hears
+ * of each refusal. */
+START_TEST(test_worker_refuses_forged_jobs)
+{
+    if (!have_redis())
+        return;
+    server s = { .pid = 0 };
+    server_start(&s, NULL);
+    belt__broker *b = connect_to(&s);
+    ck_assert_int_eq(belt__broker_ensure_group(b, NULL, "0", NULL, 0),
+                     BELT_OK);
+    belt__broker_keys k1, k2;
+    char msg[600];
+    load_keys(K1 "\n", &k1);
+    load_keys(K2 "\n", &k2);
+    belt__broker_mac *m1, *m2;
+    ck_assert_int_eq(belt__broker_mac_new(&m1, &k1, msg, sizeof msg), BELT_OK);
+    ck_assert_int_eq(belt__broker_mac_new(&m2, &k2, msg, sizeof msg), BELT_OK);
+    char marker[128];
+    snprintf(marker, sizeof marker, "%s/pwned", s.dir);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "touch %s", marker);
+    belt_job good, bad;
+    belt_job_init(&good);
+    good.id = "good";
+    good.run = "echo signed";
+    belt_job_init(&bad);
+    bad.id = "evil";
+    bad.run = cmd;
+    const belt_job *pg[1] = { &good }, *pb[1] = { &bad };
+    open_run(b, "runS");
+    ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "runS", pb, 1, 0, NULL,
+                                            NULL, msg, sizeof msg), BELT_OK);
+    ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "runS", pb, 1, 0, m2,
+                                            NULL, msg, sizeof msg), BELT_OK);
+    /* signed with K1, then the job changed on the way */
+    char json[300];
+    snprintf(json, sizeof json, "{\"id\":\"evil\",\"run\":\"%s\"}", cmd);
+    const char *f[8] = { "run", "runS", "key", "evil", "job",
+                         "{\"id\":\"evil\",\"run\":\"true\"}",
+                         "max_deliveries", "3" };
+    char sig[BELT__BROKER_SIG_HEX + 1];
+    belt__broker_sign_fields(m1, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig);
+    const char *x[15] = { "XADD", "belt:jobs", "*", "run", "runS", "key",
+                          "evil", "job", json, "max_deliveries", "3", "kid",
+                          belt__broker_mac_kid(m1), "sig", sig };
+    redisReply *r = belt__broker_command(b, 15, x, NULL, NULL, 0);
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "runS", pg, 1, 0, m1,
+                                            NULL, msg, sizeof msg), BELT_OK);
+
+    belt__broker_url u;
+    char url[200];
+    snprintf(url, sizeof url, "unix://%s", s.sock);
+    ck_assert_int_eq(belt__broker_url_parse(url, &u, msg, sizeof msg),
+                     BELT_OK);
+    belt__broker_worker_options o;
+    belt__broker_worker_options_init(&o);
+    o.url = &u;
+    o.slots = 2;
+    o.id = "w1";
+    o.keys = &k1;
+    running w;
+    ck_assert_int_eq(belt__broker_worker_create(&w.w, &o, w.msg,
+                                                sizeof w.msg), BELT_OK);
+    tu_reset_failures();
+    ck_assert_int_eq(pthread_create(&w.th, NULL, run_worker, &w), 0);
+    expect_ok(b, "runS", "good", "signed\n");
+    const char *dl[2] = { "XLEN", "belt:dead" };
+    for (int i = 0; i < 1000 && cmd_int(b, 2, dl) < 3; i++)
+        tu_sleep_ms(5);
+    ck_assert_int_eq(cmd_int(b, 2, dl), 3);
+    belt__broker_worker_stop(w.w); /* stats once it has returned */
+    pthread_join(w.th, NULL);
+    tu_assert_threads_ok();
+    ck_assert_int_ne(access(marker, F_OK), 0); /* never ran */
+    /* the reasons, in P:dead and in the run's notes */
+    const char *xr[4] = { "XRANGE", "belt:dead", "-", "+" };
+    r = belt__broker_command(b, 4, xr, NULL, NULL, 0);
+    belt__broker_entry es[3];
+    ck_assert_int_eq(belt__broker_entries(r, es, 3), 3);
+    const char *want[3] = { "not signed", "not in this key file",
+                            "bad signature" };
+    for (int i = 0; i < 3; i++) {
+        const char *why = belt__broker_entry_get(&es[i], "reason", NULL);
+        ck_assert_msg(why && strstr(why, want[i]), "%s", why ? why : "-");
+    }
+    freeReplyObject(r);
+    const char *notes[4] = { "XRANGE", "belt:run:runS:results", "-", "+" };
+    r = belt__broker_command(b, 4, notes, NULL, NULL, 0);
+    int refused = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *fl = r->element[i]->element[1];
+        refused += fl->elements >= 2 && strcmp(fl->element[0]->str,
+                                               "refused") == 0;
+    }
+    ck_assert_int_eq(refused, 3);
+    freeReplyObject(r);
+    belt__broker_worker_stats st;
+    belt__broker_worker_get_stats(w.w, &st);
+    ck_assert_uint_eq(st.refused, 3);
+    belt__broker_worker_free(w.w);
+    belt__broker_mac_free(m1);
+    belt__broker_mac_free(m2);
+    belt__broker_keys_wipe(&k1);
+    belt__broker_keys_wipe(&k2);
+    belt__broker_close(b);
+    server_stop(&s);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
     Suite *s = suite_create("broker");
@@ -1029,6 +1422,11 @@ static Suite *broker_suite(void)
     tcase_add_test(tc, test_worker_graceful_stop);
     tcase_add_test(tc, test_worker_reconnects);
     tcase_add_test(tc, test_connect_errors);
+    tcase_add_test(tc, test_worker_refuses_forged_jobs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sign");
+    tcase_add_test(tc, test_key_files);
+    tcase_add_test(tc, test_sign_entries);
     suite_add_tcase(s, tc);
     return s;
 }

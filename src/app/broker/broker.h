@@ -6,13 +6,22 @@
  * namespace prefix P (default "belt"):
  *
  *   P:jobs                 stream of jobs, consumer group "workers"; fields
- *                          run, key, job (JSON, see the codec), max_deliveries
+ *                          run, key, job (JSON, see the codec),
+ *                          max_deliveries, and kid, sig (the signature:
+ *                          app/broker/sign.c) unless --insecure
  *   P:run:<run>:results    one stream per run; per record the fields key,
  *                          meta (numbers: app/broker/meta.c), result (the JSON
  *                          Lines record of `belt run` plus "host", "worker"
- *                          (worker id string) and "delivery"); a worker
- *                          packs up to BELT__BROKER_RECORDS_MAX records
- *                          into one entry
+ *                          (worker id string) and "delivery"), kid, sig; a
+ *                          worker packs up to BELT__BROKER_RECORDS_MAX
+ *                          records into one entry.  Also a worker's note
+ *                          that it refused a job (fields refused, reason,
+ *                          worker).  Exists while the run does: made by the
+ *                          submitter, with an expiry renewed while it runs,
+ *                          deleted at its end; workers skip the jobs of a
+ *                          run whose stream is gone
+ *   P:run:<run>:pub        the submitter's publish mark (see
+ *                          belt__broker_xadd_jobs_once)
  *   P:dead                 dead letters; fields run, key, job, reason,
  *                          deliveries, worker
  *   P:runs                 hash run id -> JSON (written by the submitter)
@@ -22,7 +31,8 @@
  * connect, AUTH, SELECT, reconnect with backoff, commands, pipelining, the
  * shared stream commands), app/broker/codec.c (belt_job <-> JSON, result
  * records), app/broker/meta.c (a result's numbers as text),
- * app/broker/worker.c (the worker engine).
+ * app/broker/sign.c (keys and signatures), app/broker/worker.c (the worker
+ * engine), app/broker/submit.c (the submitter, submit.h).
  *
  * hiredis: only the API that 0.14 and 1.x share is used (redisConnect*
  * WithTimeout, redisCommandArgv, redisAppendCommandArgv, redisGetReply,
@@ -265,7 +275,9 @@ int belt__broker_ensure_group(belt__broker *b, const char *ns,
 
 /* Publishes count jobs of run `run` to <ns>:jobs in one pipelined round
  * trip: XADD <ns>:jobs * run R key <job id> job <JSON> max_deliveries M for
- * each (the job's id must be set and unique within the run).  When ids is
+ * each (the job's id must be set and unique within the run), signed with
+ * mac's signing key (fields kid and sig, see belt__broker_sign_fields())
+ * unless mac is NULL (unsigned: --insecure).  When ids is
  * not NULL, stores each entry's stream id in ids[i] (for XDEL on cancel).
  * Returns BELT_OK when every XADD succeeded; BELT_EIO when the connection
  * broke (some jobs may have been added: the caller reconnects and decides);
@@ -274,10 +286,25 @@ int belt__broker_ensure_group(belt__broker *b, const char *ns,
 typedef struct belt__broker_id {
     char s[48]; /* "<ms>-<seq>" */
 } belt__broker_id;
+typedef struct belt__broker_mac belt__broker_mac; /* app/broker/sign.c */
 int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
                            const belt_job *const *jobs, size_t count,
-                           unsigned max_deliveries, belt__broker_id *ids,
-                           char *msg, size_t n);
+                           unsigned max_deliveries, belt__broker_mac *mac,
+                           belt__broker_id *ids, char *msg, size_t n);
+
+/* The same, once: the XADDs and `SET mark_key mark EX ttl_s` in one
+ * transaction (MULTI/EXEC), so that either every job of the call is in the
+ * stream and mark_key holds mark, or nothing is.  A caller that lost the
+ * connection before the reply reads mark_key to learn which, and never
+ * publishes a job twice.  Returns as belt__broker_xadd_jobs() (BELT_EIO:
+ * look at mark_key; BELT_EBUSY: the transaction was refused, nothing
+ * applied). */
+int belt__broker_xadd_jobs_once(belt__broker *b, const char *ns,
+                                const char *run, const belt_job *const *jobs,
+                                size_t count, unsigned max_deliveries,
+                                belt__broker_mac *mac, const char *mark_key,
+                                const char *mark, int ttl_s,
+                                belt__broker_id *ids, char *msg, size_t n);
 
 /* ---- codec (app/broker/codec.c) ----------------------------------------- */
 
@@ -326,6 +353,105 @@ int belt__broker_meta_format(const belt_result *r, char *buf, size_t n);
 int belt__broker_meta_parse(const char *meta, size_t len, belt_result *r,
                             bool *text);
 
+/* ---- keys and signatures (app/broker/sign.c) ---------------------------- */
+
+/* Jobs and results are signed with HMAC-SHA256 (the essay of sign.c says
+ * what is covered and why).  A key file holds one or two keys: the first
+ * signs, each verifies. */
+#define BELT__BROKER_KEY_ENV "BELT_KEY_FILE"
+#define BELT__BROKER_KEYS_MAX 2
+#define BELT__BROKER_KEY_BYTES 32
+#define BELT__BROKER_KID_HEX 8   /* a key id: 8 hex digits */
+#define BELT__BROKER_SIG_HEX 64  /* a tag: 64 hex digits */
+#define BELT__BROKER_TAG_JOB "belt-job-1"
+#define BELT__BROKER_TAG_RESULT "belt-result-1"
+
+typedef struct belt__broker_keys {
+    unsigned count;                  /* 0..2; key[0] signs */
+    unsigned char key[BELT__BROKER_KEYS_MAX][BELT__BROKER_KEY_BYTES];
+    char id[BELT__BROKER_KEYS_MAX][BELT__BROKER_KID_HEX + 1];
+} belt__broker_keys;
+
+/* Reads the key file at path into *out (overwritten).  Refuses a file that
+ * is not a regular file, that group or others may access (mode & 077), that
+ * holds no key, more than two, or a line that is neither a comment nor 64
+ * hex digits.  BELT_OK; BELT_ESYS (cannot open or read it: errno set, msg
+ * says which file and why), BELT_ECONFIG (not a usable key file: msg says
+ * what to do), BELT_ENOMEM.  On failure *out holds no key. */
+int belt__broker_keys_load(belt__broker_keys *out, const char *path,
+                           char *msg, size_t n);
+
+/* Appends key (copied) to k, with its id.  BELT_OK, BELT_EBUSY (k holds two
+ * already), BELT_ENOMEM (libcrypto has no HMAC). */
+int belt__broker_keys_add(belt__broker_keys *k, const unsigned char *key,
+                          char *msg, size_t n);
+
+/* Fills key with 32 bytes from libcrypto's random generator (RAND_bytes).
+ * BELT_OK or BELT_ESYS. */
+int belt__broker_keys_generate(unsigned char key[BELT__BROKER_KEY_BYTES],
+                               char *msg, size_t n);
+
+/* Writes k to path as a key file with mode 0600: to a temporary file beside
+ * it, fsync'd, then renamed over path, so a reader never sees half a file.
+ * Unless replace, an existing path is BELT_EBUSY.  BELT_OK, BELT_ESYS (msg
+ * says which call failed), BELT_EINVAL (no key). */
+int belt__broker_keys_save(const belt__broker_keys *k, const char *path,
+                           bool replace, char *msg, size_t n);
+
+/* The key a command uses: the file key_file (--key-file; NULL: the file
+ * named by $BELT_KEY_FILE), or none with insecure (--insecure, which then
+ * must be said: the caller warns).  Into *out (overwritten; count 0 for
+ * none).  BELT_OK; BELT_EINVAL (both given), BELT_ECONFIG (no key and no
+ * --insecure: msg says how to make one, or an unusable key file), BELT_ESYS
+ * (the file cannot be read); msg names the option or variable. */
+int belt__broker_keys_choose(belt__broker_keys *out, const char *key_file,
+                             bool insecure, char *msg, size_t n);
+
+/* The warning a command prints once when it runs with --insecure. */
+#define BELT__BROKER_INSECURE_WARNING                                        \
+    "warning: --insecure: jobs and results are not signed; anyone who can "  \
+    "write to this Redis can run commands on every worker"
+
+/* Wipes the key bytes of k (k->count becomes 0).  Can't fail. */
+void belt__broker_keys_wipe(belt__broker_keys *k);
+
+/* belt__broker_mac (declared above): one thread's HMAC contexts, one per
+ * key of a keyring (keyed once).  Not thread-safe: each thread that signs or
+ * verifies makes its own. */
+
+/* Makes the contexts for k's keys (k may be wiped afterwards).  BELT_OK with
+ * *out set; BELT_EINVAL (k empty), BELT_ENOMEM (out of memory, or no HMAC in
+ * libcrypto). */
+int belt__broker_mac_new(belt__broker_mac **out, const belt__broker_keys *k,
+                         char *msg, size_t n);
+
+/* Frees m (and the keyed contexts).  NULL is a no-op. */
+void belt__broker_mac_free(belt__broker_mac *m);
+
+/* The id of the signing key (8 hex digits), valid while m lives. */
+const char *belt__broker_mac_kid(const belt__broker_mac *m);
+
+/* Signs the fields of a stream entry: f[0..count) are name, value, name,
+ * value... (lens: their lengths, or NULL for NUL-terminated strings),
+ * fields named "kid" and "sig" skipped; tag says what kind of entry
+ * (BELT__BROKER_TAG_JOB, ..._RESULT); run (NULL: none) is bound in for
+ * entries that do not carry it.  Writes the tag as 64 hex digits and a NUL
+ * into sig; the caller adds the fields kid (belt__broker_mac_kid()) and sig
+ * to the entry.  Can't fail. */
+void belt__broker_sign_fields(belt__broker_mac *m, const char *tag,
+                              const char *run, int count,
+                              const char *const *f, const size_t *lens,
+                              char sig[BELT__BROKER_SIG_HEX + 1]);
+
+/* Checks the "kid" and "sig" fields of the entry view e against its other
+ * fields (as belt__broker_sign_fields() signed them, with the same tag and
+ * run).  BELT_OK, or BELT_EINVAL with why saying what is wrong: not signed,
+ * signed with a key this keyring does not hold (both ids named), or a bad
+ * signature (changed or forged). */
+int belt__broker_verify_entry(belt__broker_mac *m, const char *tag,
+                              const char *run, const belt__broker_entry *e,
+                              char *why, size_t n);
+
 /* ---- the worker engine (app/broker/worker.c) ---------------------------- */
 
 typedef struct belt__broker_worker belt__broker_worker;
@@ -343,6 +469,9 @@ typedef struct belt__broker_worker_options {
     unsigned max_deliveries;     /* for entries without a max_deliveries
                                   * field; 0: 3 */
     const char *id;              /* consumer name; NULL: "<host>:<pid>" */
+    const belt__broker_keys *keys; /* jobs must be signed with one of these
+                                  * (copied); NULL or none: --insecure, run
+                                  * whatever comes */
     int64_t connect_timeout_ns;  /* <= 0: 5 s */
     /* Optional progress messages (connected, lost, reconnected,
      * dead-lettered...): called from the worker's threads, one sentence
@@ -397,9 +526,17 @@ void belt__broker_worker_kill(belt__broker_worker *w);
  * reclaimed (taken over from other consumers), reconnects. */
 typedef struct belt__broker_worker_stats {
     uint64_t done, dead, reclaimed, reconnects;
+    uint64_t refused;  /* not run: signature missing or wrong (dead-lettered) */
+    uint64_t skipped;  /* not run: their run was over */
+    uint64_t superseded; /* run, result not published: another worker had
+                        * taken the job over meanwhile (its result counts) */
 } belt__broker_worker_stats;
 void belt__broker_worker_get_stats(belt__broker_worker *w,
                                    belt__broker_worker_stats *s);
+
+/* The id of the key that signs this worker's results, or NULL when it runs
+ * without keys (valid until free). */
+const char *belt__broker_worker_kid(const belt__broker_worker *w);
 
 /* The consumer name in use (valid until free). */
 const char *belt__broker_worker_id(const belt__broker_worker *w);

@@ -683,47 +683,70 @@ int belt__broker_ensure_group(belt__broker *b, const char *ns,
 /* Jobs per pipelined round trip: bounds the output buffer. */
 #define XADD_CHUNK 512
 
-int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
-                           const belt_job *const *jobs, size_t count,
-                           unsigned max_deliveries, belt__broker_id *ids,
-                           char *msg, size_t n)
+/* Appends the XADD of one job (signed with mac unless NULL) to b's
+ * pipeline.  BELT_OK, BELT_EINVAL (no id), BELT_ENOMEM, BELT_EIO. */
+static int append_job(belt__broker *b, const char *key, const char *run,
+                      const belt_job *job, const char *md,
+                      belt__broker_mac *mac, char *msg, size_t n)
+{
+    if (job == NULL || job->id == NULL)
+        return belt__errf(msg, n, BELT_EINVAL, "a job has no id");
+    char *json = belt__broker_job_to_json(job);
+    if (json == NULL)
+        return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
+    const char *argv[15] = { "XADD", key, "*", "run", run, "key", job->id,
+                             "job", json, "max_deliveries", md };
+    int argc = 11;
+    char sig[BELT__BROKER_SIG_HEX + 1];
+    if (mac != NULL) {
+        belt__broker_sign_fields(mac, BELT__BROKER_TAG_JOB, NULL, 8, argv + 3,
+                                 NULL, sig);
+        argv[argc++] = "kid";
+        argv[argc++] = belt__broker_mac_kid(mac);
+        argv[argc++] = "sig";
+        argv[argc++] = sig;
+    }
+    int rc = belt__broker_append(b, argc, argv, NULL);
+    free(json);
+    if (rc != BELT_OK)
+        belt__errf(msg, n, rc, rc == BELT_ENOMEM ? "out of memory"
+                                                 : "connection lost");
+    return rc;
+}
+
+/* Checks the arguments both publishers share and fills key (512 bytes: the
+ * job stream's name) and md (16: max_deliveries as text). */
+static int jobs_args(const belt__broker *b, const char *run,
+                     const belt_job *const *jobs, size_t count,
+                     const char *ns, unsigned max_deliveries, char *key,
+                     char *md, char *msg, size_t n)
 {
     if (b == NULL || run == NULL || (jobs == NULL && count > 0)) {
         return belt__errf(msg, n, BELT_EINVAL, "invalid arguments");
     }
-    char key[512];
-    if (belt__broker_key(key, sizeof key, ns, "jobs") != BELT_OK) {
+    if (belt__broker_key(key, 512, ns, "jobs") != BELT_OK) {
         return belt__errf(msg, n, BELT_EINVAL, "namespace too long");
     }
-    if (max_deliveries == 0)
-        max_deliveries = BELT__BROKER_DEFAULT_MAX_DELIVERIES;
-    char md[16];
-    snprintf(md, sizeof md, "%u", max_deliveries);
-    int rc = BELT_OK;
+    snprintf(md, 16, "%u", max_deliveries ? max_deliveries
+                           : BELT__BROKER_DEFAULT_MAX_DELIVERIES);
+    return BELT_OK;
+}
+
+int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
+                           const belt_job *const *jobs, size_t count,
+                           unsigned max_deliveries, belt__broker_mac *mac,
+                           belt__broker_id *ids, char *msg, size_t n)
+{
+    char key[512], md[16];
+    int rc = jobs_args(b, run, jobs, count, ns, max_deliveries, key, md, msg,
+                       n);
+    if (rc != BELT_OK)
+        return rc;
     for (size_t base = 0; base < count && rc == BELT_OK;
          base += XADD_CHUNK) {
         size_t end = count - base > XADD_CHUNK ? base + XADD_CHUNK : count;
-        for (size_t i = base; i < end; i++) {
-            if (jobs[i] == NULL || jobs[i]->id == NULL) {
-                rc = belt__errf(msg, n, BELT_EINVAL, "job %zu has no id", i);
-                break;
-            }
-            char *json = belt__broker_job_to_json(jobs[i]);
-            if (json == NULL) {
-                rc = belt__errf(msg, n, BELT_ENOMEM, "out of memory");
-                break;
-            }
-            const char *argv[11] = { "XADD", key, "*", "run", run, "key",
-                                     jobs[i]->id, "job", json,
-                                     "max_deliveries", md };
-            rc = belt__broker_append(b, 11, argv, NULL);
-            free(json);
-            if (rc != BELT_OK) {
-                belt__errf(msg, n, rc, rc == BELT_ENOMEM ? "out of memory"
-                           : "connection lost");
-                break;
-            }
-        }
+        for (size_t i = base; i < end && rc == BELT_OK; i++)
+            rc = append_job(b, key, run, jobs[i], md, mac, msg, n);
         /* Read every reply owed, even after an error, so the connection
          * stays usable. */
         size_t i = base;
@@ -745,3 +768,61 @@ int belt__broker_xadd_jobs(belt__broker *b, const char *ns, const char *run,
     }
     return rc;
 }
+
+int belt__broker_xadd_jobs_once(belt__broker *b, const char *ns,
+                                const char *run, const belt_job *const *jobs,
+                                size_t count, unsigned max_deliveries,
+                                belt__broker_mac *mac, const char *mark_key,
+                                const char *mark, int ttl_s,
+                                belt__broker_id *ids, char *msg, size_t n)
+{
+    if (mark_key == NULL || mark == NULL)
+        return belt__errf(msg, n, BELT_EINVAL, "invalid arguments");
+    char key[512], md[16], ttl[16];
+    int rc = jobs_args(b, run, jobs, count, ns, max_deliveries, key, md, msg,
+                       n);
+    if (rc != BELT_OK)
+        return rc;
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
+    const char *set[5] = { "SET", mark_key, mark, "EX", ttl };
+    rc = belt__broker_append(b, 1, multi, NULL);
+    for (size_t i = 0; i < count && rc == BELT_OK; i++)
+        rc = append_job(b, key, run, jobs[i], md, mac, msg, n);
+    if (rc == BELT_OK)
+        rc = belt__broker_append(b, 5, set, NULL);
+    if (rc == BELT_OK)
+        rc = belt__broker_append(b, 1, exec, NULL);
+    else if (belt__broker_pending(b) > 0) {
+        /* Not sent yet: no EXEC, so nothing of it will ever apply. */
+        const char *discard[1] = { "DISCARD" };
+        if (belt__broker_append(b, 1, discard, NULL) != BELT_OK)
+            return BELT_EIO;
+    }
+    /* Replies: MULTI's, one QUEUED per command, then EXEC's array (or
+     * DISCARD's OK). */
+    int xrc = BELT_OK;
+    while (belt__broker_pending(b) > 0) {
+        redisReply *r;
+        if (belt__broker_get_reply(b, &r, msg, n) != BELT_OK)
+            return BELT_EIO;
+        bool last = belt__broker_pending(b) == 0;
+        if (r->type == REDIS_REPLY_ERROR && xrc == BELT_OK) {
+            belt__broker_reply_error(r, last ? "EXEC" : "MULTI", msg, n);
+            xrc = BELT_EBUSY;
+        } else if (last && rc == BELT_OK && r->type == REDIS_REPLY_ARRAY &&
+                   ids != NULL) {
+            for (size_t i = 0; i < count && i < r->elements; i++)
+                if (r->element[i]->type == REDIS_REPLY_STRING)
+                    snprintf(ids[i].s, sizeof ids[i].s, "%s",
+                             r->element[i]->str);
+        } else if (last && rc == BELT_OK && r->type != REDIS_REPLY_ARRAY &&
+                   xrc == BELT_OK) {
+            belt__broker_reply_error(r, "EXEC", msg, n);
+            xrc = BELT_EBUSY; /* nil: aborted */
+        }
+        freeReplyObject(r);
+    }
+    return rc != BELT_OK ? rc : xrc;
+}
+

@@ -6,14 +6,30 @@
  * the group, named by its id ("<host>:<pid>").  Redis keeps, per delivered
  * entry, its consumer, idle time and delivery count in the group's pending
  * entries list (PEL); an entry leaves the PEL only when acknowledged.  That
- * gives at-least-once delivery: a worker acknowledges (XACK) a job only
- * after its result is on the run's result stream, so a job whose worker
- * dies stays pending, and after the visibility timeout another worker takes
- * it over (XAUTOCLAIM, which also counts the delivery) and runs it again.
- * An entry delivered more than max_deliveries times is not run again: it is
- * copied to P:dead and its run gets an "error" result saying so.  Acked
- * entries are deleted (XDEL) so P:jobs holds only what is queued or
- * running; result entries are deleted by the submitter that reads them.
+ * gives at-least-once delivery: a worker acknowledges (XACK) a job in the
+ * same atomic step that puts its result on the run's result stream (a Lua
+ * script, see publish_lua), so a job whose worker dies stays pending, and
+ * after the visibility timeout another worker takes it over (XAUTOCLAIM,
+ * which also counts the delivery) and runs it again.  The script publishes
+ * a result only while its entry is still pending with this worker at the
+ * delivery it ran (a fence: a worker that stalled past its visibility
+ * timeout and lost the job does not publish), so the result a run keeps is
+ * always the latest delivery's, and a job never ran more times than that
+ * result's delivery number says.  An entry delivered more than
+ * max_deliveries times is not run again: it is copied to P:dead and its run
+ * gets an "error" result saying so.  Acked entries are deleted (XDEL) so
+ * P:jobs holds only what is queued or running; result entries are trimmed
+ * by the submitter once it has written them.
+ *
+ * Screening (screen()): before an entry becomes a task, its signature is
+ * checked when the worker has keys (app/broker/sign.c); one that does not
+ * verify (unsigned, another key, changed) is never run: it is copied to
+ * P:dead with the reason, its run is told in an unsigned note, and it is
+ * acked and deleted.  Then its run must still be live: its result stream
+ * must exist (looked at once per LIVE_RECHECK_NS per run); a job of a
+ * finished or canceled run, or one replayed into it, is acked and deleted
+ * unrun.  Results are signed record by record (the publish script may drop
+ * some records of an entry).
  *
  * Threads and connections.  A hiredis context is not thread-safe, so each
  * thread that talks to Redis has its own connection:
@@ -22,18 +38,20 @@
  *              `rd`): waits until slots are free, XREADGROUP ... COUNT
  *              <free> BLOCK <ms> for new jobs, decodes them, submits them
  *              to the pool; also, when due, the heartbeat (HSET P:workers),
- *              the claim refresh of jobs running here (XCLAIM ... 0 ids
- *              JUSTID, every visibility/3, so long jobs are not taken over
- *              while this worker lives) and the reclaim of jobs abandoned
+ *              the claim refresh of jobs running here (a Lua script doing
+ *              XCLAIM ... 0 id JUSTID for each id still pending with this
+ *              worker, every visibility/3, so long jobs are not taken over
+ *              while this worker lives, and jobs another worker took over
+ *              are not taken back) and the reclaim of jobs abandoned
  *              elsewhere (XAUTOCLAIM, every visibility/2, then XPENDING for
  *              their delivery counts; dead letters).
  *   pool       belt_pool with `slots` worker threads, the same executor as
  *              local mode; results go to an unbounded channel.
  *   publisher  (connection `pub`): takes every result waiting on the
  *              channel (belt_chan_recv_many: one wait, a whole batch) and
- *              sends, in one pipelined round trip, an XADD per result to its
- *              run's result stream, then one XACK and one XDEL naming every
- *              entry of the batch.  Round trips grow with batches, not jobs.
+ *              sends, in one pipelined round trip, one publish script call
+ *              per result entry (up to 64 records of one run: their XADD,
+ *              XACK and XDEL).  Round trips grow with batches, not jobs.
  *
  * Read-ahead.  COUNT is the free slots plus a read-ahead, fixed
  * (--prefetch) or automatic (current_cap()): about 20 ms of queued work
@@ -102,6 +120,8 @@
 #define PREFETCH_AUTO_MAX 1024u
 #define PREFETCH_AUTO_TARGET_NS (20 * INT64_C(1000000))
 #define PREFETCH_STALE_NS (2 * PREFETCH_AUTO_TARGET_NS)
+#define LIVE_CACHE 8          /* runs whose liveness is remembered */
+#define LIVE_RECHECK_NS (200 * INT64_C(1000000))
 
 typedef struct task {
     belt_job *job;        /* decoded from the entry (owned) */
@@ -140,12 +160,23 @@ struct belt__broker_worker {
     bool running;        /* mu: run() was called */
 
     _Atomic bool stopping, killed;
-    _Atomic uint64_t done, dead, reclaimed, reconnects;
+    _Atomic uint64_t done, dead, reclaimed, reconnects, refused, skipped,
+        superseded;
     _Atomic int64_t avg_job_ns; /* publisher: EWMA of job times, 1/8 weight;
                                  * -1 until the first result */
     _Atomic int64_t last_result_ns; /* publisher: monotonic time of the last
                                      * result taken */
     char autoclaim_cursor[48]; /* reader only */
+    belt__broker_mac *mac_rd;  /* reader only: verifies jobs, signs dead
+                                * letters' results; NULL: --insecure */
+    belt__broker_mac *mac_pub; /* publisher only: signs results */
+    struct live {              /* reader only: runs whose result stream was
+                                * looked at lately (run_live()) */
+        char run[320];
+        bool live;
+        int64_t at_ns;
+    } lives[LIVE_CACHE];
+    unsigned lives_next;
     int fatal;           /* publisher: BELT_ECONFIG when it gave up */
     char fatal_msg[512];
 };
@@ -265,6 +296,16 @@ int belt__broker_worker_create(belt__broker_worker **out,
         snprintf(msg, n, "cannot create a mutex");
         goto fail;
     }
+    if (o->keys != NULL && o->keys->count > 0) {
+        rc = belt__broker_mac_new(&w->mac_rd, o->keys, msg, n);
+        if (rc == BELT_OK)
+            rc = belt__broker_mac_new(&w->mac_pub, o->keys, msg, n);
+        if (rc != BELT_OK) {
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+            goto fail;
+        }
+    }
     rc = belt__broker_connect(&w->rd, &w->url, o->connect_timeout_ns, msg, n);
     if (rc == BELT_OK)
         rc = belt__broker_connect(&w->pub, &w->url, o->connect_timeout_ns,
@@ -282,6 +323,8 @@ int belt__broker_worker_create(belt__broker_worker **out,
     return BELT_OK;
 
 fail:
+    belt__broker_mac_free(w->mac_rd);
+    belt__broker_mac_free(w->mac_pub);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
     if (w->kill_fd >= 0)
@@ -298,6 +341,8 @@ void belt__broker_worker_free(belt__broker_worker *w)
         return;
     belt__broker_close(w->rd);
     belt__broker_close(w->pub);
+    belt__broker_mac_free(w->mac_rd);
+    belt__broker_mac_free(w->mac_pub);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     close(w->stop_fd);
@@ -319,6 +364,14 @@ void belt__broker_worker_get_stats(belt__broker_worker *w,
     s->dead = atomic_load(&w->dead);
     s->reclaimed = atomic_load(&w->reclaimed);
     s->reconnects = atomic_load(&w->reconnects);
+    s->refused = atomic_load(&w->refused);
+    s->skipped = atomic_load(&w->skipped);
+    s->superseded = atomic_load(&w->superseded);
+}
+
+const char *belt__broker_worker_kid(const belt__broker_worker *w)
+{
+    return w->mac_rd ? belt__broker_mac_kid(w->mac_rd) : NULL;
 }
 
 static void fire(int fd)
@@ -484,8 +537,11 @@ static void dispatch_error(belt__broker_worker *w, task *t, const char *why)
 
 /* ---- the publisher ------------------------------------------------------ */
 
-#define ARGS_MAX (3 + (6 * BELT__BROKER_RECORDS_MAX > BATCH_MAX \
-                          ? 6 * BELT__BROKER_RECORDS_MAX : BATCH_MAX))
+/* One record's arguments in the publish script: entry id, delivery, then
+ * key, meta, result and (signed) kid and sig, each a name and a value. */
+#define REC_ARGS 12
+#define ARGS_MAX (9 + REC_ARGS * BELT__BROKER_RECORDS_MAX > 3 + BATCH_MAX \
+                      ? 9 + REC_ARGS * BELT__BROKER_RECORDS_MAX : 3 + BATCH_MAX)
 
 typedef struct batch {
     size_t count;
@@ -494,8 +550,9 @@ typedef struct batch {
     char *json[BATCH_MAX];
     size_t json_len[BATCH_MAX];
     char meta[BATCH_MAX][200];
-    /* One command's arguments, pointing into the batch: an XADD of up to
-     * BELT__BROKER_RECORDS_MAX records, or an XACK/XDEL of every task. */
+    char sig[BATCH_MAX][BELT__BROKER_SIG_HEX + 1];
+    char delivery[BATCH_MAX][12];
+    /* One command's arguments, pointing into the batch and the tasks. */
     const char *argv[ARGS_MAX];
     size_t lens[ARGS_MAX];
 } batch;
@@ -504,16 +561,52 @@ typedef struct batch {
  * large output goes alone). */
 #define ENTRY_BYTES_MAX (256 * 1024)
 
-/* Sends the batch's XADDs, XACK and XDEL in one round trip.  Consecutive
- * results of one run share an XADD (up to BELT__BROKER_RECORDS_MAX records
- * or ENTRY_BYTES_MAX bytes): one entry to add, read and delete instead of
- * one per job.  BELT_OK, BELT_EIO (connection lost: reconnect and retry) or
- * BELT_EBUSY (an error reply: retry later). */
-static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
-                         size_t n)
+/* The publish script (Lua, run atomically by Redis): for each record, if
+ * its job's entry is still pending with this worker at the delivery the
+ * worker ran, the record goes into one XADD to the run's result stream
+ * (NOMKSTREAM) and the entry is acknowledged and deleted; a record whose
+ * entry was taken over meanwhile (a reclaim after a stall, a Redis restart
+ * that aged the claims) is dropped, since the new owner's result is the one
+ * that counts.  Result and ack are one step: a result in the stream always
+ * means its job is acknowledged, so a job never runs again once its result
+ * is published, and the result a run keeps is from the latest delivery
+ * (no job ran more times than that result's delivery number).
+ * KEYS: jobs stream, result stream.  ARGV: group, consumer, records, fields
+ * per record, then per record: entry id, delivery, fields.  Returns the
+ * number of records published. */
+static const char publish_lua[] =
+    "local g, me = ARGV[1], ARGV[2]\n"
+    "local r, f = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local fields, ids, pos = {}, {}, 5\n"
+    "for i = 1, r do\n"
+    "  local id, d = ARGV[pos], tonumber(ARGV[pos + 1])\n"
+    "  local p = redis.call('XPENDING', KEYS[1], g, id, id, 1, me)\n"
+    "  if p[1] and tonumber(p[1][4]) == d then\n"
+    "    for j = 0, f - 1 do fields[#fields + 1] = ARGV[pos + 2 + j] end\n"
+    "    ids[#ids + 1] = id\n"
+    "  end\n"
+    "  pos = pos + 2 + f\n"
+    "end\n"
+    "if #ids > 0 then\n"
+    "  redis.call('XADD', KEYS[2], 'NOMKSTREAM', '*', unpack(fields))\n"
+    "  redis.call('XACK', KEYS[1], g, unpack(ids))\n"
+    "  redis.call('XDEL', KEYS[1], unpack(ids))\n"
+    "end\n"
+    "return #ids\n";
+
+/* Sends the batch in one round trip: one script call per result entry.
+ * Consecutive results of one run share an entry (up to
+ * BELT__BROKER_RECORDS_MAX records or ENTRY_BYTES_MAX bytes): one entry to
+ * add, read and delete instead of one per job.  Each record is signed on
+ * its own (its key, meta and result, bound to the run), so that a record
+ * the script drops leaves the others verifiable.  Adds the records
+ * published to *published.  BELT_OK, BELT_EIO (connection lost: reconnect
+ * and retry) or BELT_EBUSY (an error reply: retry later). */
+static int publish_batch(belt__broker_worker *w, batch *b, size_t *published,
+                         char *msg, size_t n)
 {
     char rkey[600];
-    size_t nids = 0;
+    size_t calls = 0;
     for (size_t i = 0; i < b->count; i++)
         if (b->json[i] != NULL &&
             belt__broker_key_results(rkey, sizeof rkey, w->ns,
@@ -521,6 +614,9 @@ static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
             free(b->json[i]); /* a run id too long for a key */
             b->json[i] = NULL;
         }
+    int fields = w->mac_pub != NULL ? 10 : 6;
+    char nfields[8];
+    snprintf(nfields, sizeof nfields, "%d", fields);
     size_t i = 0;
     while (i < b->count) {
         if (b->json[i] == NULL) {
@@ -531,12 +627,13 @@ static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
         (void)belt__broker_key_results(rkey, sizeof rkey, w->ns, run);
         int argc = 0;
         size_t bytes = 0, records = 0;
-        b->argv[argc] = "XADD";
-        b->lens[argc++] = 4;
-        b->argv[argc] = rkey;
-        b->lens[argc++] = strlen(rkey);
-        b->argv[argc] = "*";
-        b->lens[argc++] = 1;
+        char nrec[16];
+        const char *head[9] = { "EVAL", publish_lua, "2", w->jobs_key, rkey,
+                                BELT__BROKER_GROUP, w->id, nrec, nfields };
+        for (int k = 0; k < 9; k++) {
+            b->argv[argc] = head[k];
+            b->lens[argc++] = strlen(head[k]);
+        }
         for (; i < b->count && records < BELT__BROKER_RECORDS_MAX; i++) {
             if (b->json[i] == NULL)
                 continue;
@@ -544,34 +641,50 @@ static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
             if (strcmp(t->run, run) != 0 ||
                 (records > 0 && bytes + b->json_len[i] > ENTRY_BYTES_MAX))
                 break;
-            const char *f[6] = { "key", t->key, "meta", b->meta[i], "result",
-                                 b->json[i] };
-            size_t fl[6] = { 3, strlen(t->key), 4, strlen(b->meta[i]), 6,
-                             b->json_len[i] };
-            memcpy(&b->argv[argc], f, sizeof f);
-            memcpy(&b->lens[argc], fl, sizeof fl);
-            argc += 6;
+            snprintf(b->delivery[i], sizeof b->delivery[i], "%u", t->delivery);
+            const char *f[REC_ARGS] = { t->id.s, b->delivery[i], "key", t->key,
+                                        "meta", b->meta[i], "result",
+                                        b->json[i], "kid", NULL, "sig",
+                                        b->sig[i] };
+            size_t fl[REC_ARGS] = { strlen(t->id.s), strlen(b->delivery[i]),
+                                    3, strlen(t->key), 4, strlen(b->meta[i]),
+                                    6, b->json_len[i], 3, 0, 3,
+                                    BELT__BROKER_SIG_HEX };
+            if (w->mac_pub != NULL) {
+                /* This record's fields, bound to the run (sign.c). */
+                belt__broker_sign_fields(w->mac_pub, BELT__BROKER_TAG_RESULT,
+                                         run, 6, f + 2, fl + 2, b->sig[i]);
+                f[9] = belt__broker_mac_kid(w->mac_pub);
+                fl[9] = BELT__BROKER_KID_HEX;
+            }
+            memcpy(&b->argv[argc], f, (size_t)(2 + fields) * sizeof f[0]);
+            memcpy(&b->lens[argc], fl, (size_t)(2 + fields) * sizeof fl[0]);
+            argc += 2 + fields;
             bytes += b->json_len[i];
             records++;
         }
+        snprintf(nrec, sizeof nrec, "%zu", records);
+        b->lens[7] = strlen(nrec);
         if (belt__broker_append(w->pub, argc, b->argv, b->lens) != BELT_OK)
             return BELT_EIO;
-        nids += records;
+        calls++;
     }
-    for (int pass = 0; pass < 2 && nids > 0; pass++) {
-        /* Pointers into the tasks: no copy per id. */
-        int argc = 0;
-        b->argv[argc++] = pass == 0 ? "XACK" : "XDEL";
-        b->argv[argc++] = w->jobs_key;
-        if (pass == 0)
-            b->argv[argc++] = BELT__BROKER_GROUP;
-        for (size_t k = 0; k < b->count; k++)
-            if (b->json[k] != NULL) /* else unpublished: leave it pending */
-                b->argv[argc++] = b->t[k]->id.s;
-        if (belt__broker_append(w->pub, argc, b->argv, NULL) != BELT_OK)
+    int rc = BELT_OK;
+    size_t got = 0;
+    for (size_t c = 0; c < calls; c++) {
+        redisReply *r;
+        if (belt__broker_get_reply(w->pub, &r, msg, n) != BELT_OK)
             return BELT_EIO;
+        if (r->type == REDIS_REPLY_INTEGER)
+            got += (size_t)r->integer;
+        else if (rc == BELT_OK) {
+            belt__broker_reply_error(r, "publishing results", msg, n);
+            rc = BELT_EBUSY;
+        }
+        freeReplyObject(r);
     }
-    return belt__broker_drain(w->pub, msg, n);
+    *published += got;
+    return rc;
 }
 
 static void *publisher_main(void *arg)
@@ -627,11 +740,13 @@ static void *publisher_main(void *arg)
         }
         int64_t delay = BELT__BROKER_BACKOFF_FIRST_NS;
         bool published = false;
+        size_t npub = 0;
         while (b->count > 0) {
             int prc = BELT_EIO;
             snprintf(msg, sizeof msg, "not connected");
+            npub = 0;
             if (belt__broker_connected(w->pub))
-                prc = publish_batch(w, b, msg, sizeof msg);
+                prc = publish_batch(w, b, &npub, msg, sizeof msg);
             published = prc == BELT_OK;
             if (published || atomic_load(&w->killed))
                 break;
@@ -658,8 +773,10 @@ static void *publisher_main(void *arg)
             belt_result_free(b->r[i]);
             free(b->json[i]);
         }
-        if (published)
-            atomic_fetch_add(&w->done, b->count);
+        if (published) {
+            atomic_fetch_add(&w->done, npub);
+            atomic_fetch_add(&w->superseded, b->count - npub);
+        }
         release(w, b->t, b->count);
         for (size_t i = 0; i < b->count; i++)
             task_free(b->t[i]);
@@ -707,6 +824,110 @@ static task *task_from_entry(const belt__broker_entry *e, unsigned delivery,
     return t;
 }
 
+/* Whether run's result stream exists, that is whether its submitter is
+ * still there to take results (or will come back: a crashed run's stream
+ * expires, see app/broker/submit.c).  Remembered for LIVE_RECHECK_NS.
+ * 1 live, 0 over, BELT_EIO. */
+static int run_live(belt__broker_worker *w, const char *run)
+{
+    int64_t now = belt__now_mono();
+    struct live *hit = NULL;
+    for (unsigned i = 0; i < LIVE_CACHE; i++)
+        if (strcmp(w->lives[i].run, run) == 0)
+            hit = &w->lives[i];
+    if (hit != NULL && now - hit->at_ns < LIVE_RECHECK_NS)
+        return hit->live;
+    char rkey[600];
+    if (belt__broker_key_results(rkey, sizeof rkey, w->ns, run) != BELT_OK ||
+        strlen(run) >= sizeof hit->run)
+        return 0; /* no such run can exist */
+    const char *argv[2] = { "EXISTS", rkey };
+    redisReply *r = belt__broker_command(w->rd, 2, argv, NULL, NULL, 0);
+    if (r == NULL)
+        return BELT_EIO;
+    bool live = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    if (hit == NULL) {
+        hit = &w->lives[w->lives_next];
+        w->lives_next = (w->lives_next + 1) % LIVE_CACHE;
+        snprintf(hit->run, sizeof hit->run, "%s", run);
+    }
+    hit->live = live;
+    hit->at_ns = now;
+    return live;
+}
+
+/* Refuses an entry whose signature does not verify: never runs it, copies it
+ * to P:dead with the reason, tells its run (if that run exists: an unsigned
+ * note, which the submitter turns into an error result for the job), acks
+ * and deletes it, in one round trip.  BELT_OK or BELT_EIO. */
+static int refuse(belt__broker_worker *w, const belt__broker_entry *e,
+                  unsigned delivery, const char *why)
+{
+    const char *run = belt__broker_entry_get(e, "run", NULL);
+    const char *key = belt__broker_entry_get(e, "key", NULL);
+    const char *job = belt__broker_entry_get(e, "job", NULL);
+    char reason[420], dels[16], rkey[600];
+    snprintf(reason, sizeof reason, "refused: %s", why);
+    snprintf(dels, sizeof dels, "%u", delivery);
+    const char *a1[15] = { "XADD", w->dead_key, "*", "run", run ? run : "",
+                           "key", key ? key : "", "job", job ? job : "",
+                           "reason", reason, "deliveries", dels, "worker",
+                           w->id };
+    belt__broker_append(w->rd, 15, a1, NULL);
+    if (run != NULL && key != NULL &&
+        belt__broker_key_results(rkey, sizeof rkey, w->ns, run) == BELT_OK) {
+        const char *a2[10] = { "XADD", rkey, "NOMKSTREAM", "*", "refused", key,
+                               "reason", reason, "worker", w->id };
+        belt__broker_append(w->rd, 10, a2, NULL);
+    }
+    const char *a3[4] = { "XACK", w->jobs_key, BELT__BROKER_GROUP, e->id };
+    belt__broker_append(w->rd, 4, a3, NULL);
+    const char *a4[3] = { "XDEL", w->jobs_key, e->id };
+    belt__broker_append(w->rd, 3, a4, NULL);
+    if (belt__broker_drain(w->rd, NULL, 0) == BELT_EIO)
+        return BELT_EIO;
+    atomic_fetch_add(&w->refused, 1);
+    logf_(w, "refused %s (run %s, job %s): %s", e->id, run ? run : "?",
+          key ? key : "?", why);
+    return BELT_OK;
+}
+
+/* What the reader does with an entry of P:jobs, before anything else. */
+enum { SCREEN_RUN, SCREEN_DROP, SCREEN_DONE };
+
+/* Screens an entry: SCREEN_RUN when it may become a task; SCREEN_DROP when
+ * it is to be acked and deleted unread (deleted while pending, no run, or
+ * its run is over: a finished or canceled run, or a job replayed into one);
+ * SCREEN_DONE when it was refused here (its signature, see refuse()).
+ * BELT_EIO when the connection broke. */
+static int screen(belt__broker_worker *w, const belt__broker_entry *e,
+                  unsigned delivery)
+{
+    if (e->fields == NULL)
+        return SCREEN_DROP;
+    char why[400];
+    if (w->mac_rd != NULL &&
+        belt__broker_verify_entry(w->mac_rd, BELT__BROKER_TAG_JOB, NULL, e,
+                                  why, sizeof why) != BELT_OK) {
+        int rc = refuse(w, e, delivery, why);
+        return rc == BELT_OK ? SCREEN_DONE : rc;
+    }
+    const char *run = belt__broker_entry_get(e, "run", NULL);
+    if (run == NULL)
+        return SCREEN_DROP;
+    int live = run_live(w, run);
+    if (live < 0)
+        return live;
+    if (!live) {
+        atomic_fetch_add(&w->skipped, 1);
+        logf_(w, "skipped %s (run %s): the run is over (its result stream is "
+              "gone)", e->id, run);
+        return SCREEN_DROP;
+    }
+    return SCREEN_RUN;
+}
+
 static void take(belt__broker_worker *w, task *t, const char *why)
 {
     if (t->job == NULL)
@@ -743,7 +964,8 @@ static void drop_entries(belt__broker_worker *w, const char *const *ids,
 static int heartbeat(belt__broker_worker *w, unsigned inflight)
 {
     char json[1024];
-    json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "host", w->host,
+    json_t *o = json_pack("{s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I}", "host",
+                          w->host, "key", belt__broker_worker_kid(w),
                           "pid", (json_int_t)getpid(),
                           "slots", (json_int_t)w->slots,
                           "started", (json_int_t)w->started_s,
@@ -762,22 +984,39 @@ static int heartbeat(belt__broker_worker *w, unsigned inflight)
     return BELT_OK;
 }
 
+/* The claim refresh script: resets the idle time of each entry given that
+ * is still pending with this consumer (XCLAIM ... 0 JUSTID, which neither
+ * counts a delivery nor needs the entry to exist), and leaves alone those
+ * another worker took over: a plain XCLAIM would take them back.  KEYS:
+ * jobs stream.  ARGV: group, consumer, ids. */
+static const char refresh_lua[] =
+    "local n = 0\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1,"
+    " ARGV[2])\n"
+    "  if p[1] then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
 /* Claim refresh: resets the idle time of every entry running here. */
 static int refresh_claims(belt__broker_worker *w)
 {
     belt__broker_cmd c;
     belt__broker_cmd_init(&c);
-    int rc = belt__broker_cmd_adds(&c, "XCLAIM");
+    int rc = belt__broker_cmd_adds(&c, "EVAL");
+    rc |= belt__broker_cmd_adds(&c, refresh_lua);
+    rc |= belt__broker_cmd_adds(&c, "1");
     rc |= belt__broker_cmd_adds(&c, w->jobs_key);
     rc |= belt__broker_cmd_adds(&c, BELT__BROKER_GROUP);
     rc |= belt__broker_cmd_adds(&c, w->id);
-    rc |= belt__broker_cmd_adds(&c, "0");
     size_t ids = 0;
     pthread_mutex_lock(&w->mu);
     for (const task *t = w->list; t && rc == BELT_OK; t = t->next, ids++)
         rc |= belt__broker_cmd_adds(&c, t->id.s);
     pthread_mutex_unlock(&w->mu);
-    rc |= belt__broker_cmd_adds(&c, "JUSTID");
     if (rc != BELT_OK || ids == 0) {
         belt__broker_cmd_free(&c);
         return rc == BELT_OK ? BELT_OK : BELT_ENOMEM;
@@ -786,6 +1025,8 @@ static int refresh_claims(belt__broker_worker *w)
     belt__broker_cmd_free(&c);
     if (r == NULL)
         return BELT_EIO;
+    if (r->type == REDIS_REPLY_ERROR)
+        logf_(w, "claim refresh: %s", r->str);
     freeReplyObject(r);
     return BELT_OK;
 }
@@ -832,9 +1073,19 @@ static int dead_letter(belt__broker_worker *w, const belt__broker_entry *e,
         belt__broker_job_free(j);
         if (json != NULL &&
             belt__broker_key_results(rkey, sizeof rkey, w->ns, run) == 0) {
-            const char *a2[7] = { "XADD", rkey, "*", "key", key, "result",
-                                  json };
-            belt__broker_append(w->rd, 7, a2, NULL);
+            char sig[BELT__BROKER_SIG_HEX + 1];
+            const char *a2[12] = { "XADD", rkey, "NOMKSTREAM", "*", "key",
+                                   key, "result", json };
+            int argc = 8;
+            if (w->mac_rd != NULL) {
+                belt__broker_sign_fields(w->mac_rd, BELT__BROKER_TAG_RESULT,
+                                         run, 4, a2 + 4, NULL, sig);
+                a2[argc++] = "kid";
+                a2[argc++] = belt__broker_mac_kid(w->mac_rd);
+                a2[argc++] = "sig";
+                a2[argc++] = sig;
+            }
+            belt__broker_append(w->rd, argc, a2, NULL);
         }
         free(json);
     }
@@ -915,10 +1166,15 @@ static int reclaim(belt__broker_worker *w, unsigned free_slots)
         pthread_mutex_unlock(&w->mu);
         if (mine)
             continue; /* running here: the claim only refreshed it */
-        if (es[i].fields == NULL) {
-            dropped[ndropped++] = es[i].id; /* deleted while pending */
-            continue;
+        int sc = screen(w, &es[i], counts[i]);
+        if (sc < 0) {
+            rc = sc;
+            break;
         }
+        if (sc == SCREEN_DROP)
+            dropped[ndropped++] = es[i].id;
+        if (sc != SCREEN_RUN)
+            continue;
         unsigned max = w->max_deliveries;
         const char *mds = belt__broker_entry_get(&es[i], "max_deliveries",
                                                  NULL);
@@ -996,17 +1252,29 @@ static int read_new(belt__broker_worker *w, unsigned free_slots,
     int k = entries ? belt__broker_entries(entries, es, free_slots) : 0;
     const char *dropped[READ_MAX];
     size_t ndropped = 0;
+    int rc = BELT_OK;
     for (int i = 0; i < k; i++) {
         char why[300];
-        task *t = task_from_entry(&es[i], 1, why, sizeof why);
+        int sc = rc == BELT_OK ? screen(w, &es[i], 1) : rc;
+        if (sc < 0) {
+            /* Connection lost: the rest stay pending, and are reclaimed
+             * here or elsewhere after the visibility timeout. */
+            rc = sc;
+            continue;
+        }
+        if (sc == SCREEN_DONE)
+            continue;
+        task *t = sc == SCREEN_RUN ? task_from_entry(&es[i], 1, why,
+                                                     sizeof why) : NULL;
         if (t == NULL)
             dropped[ndropped++] = es[i].id;
         else
             take(w, t, why);
     }
-    drop_entries(w, dropped, ndropped);
+    if (rc == BELT_OK)
+        drop_entries(w, dropped, ndropped);
     freeReplyObject(r);
-    return BELT_OK;
+    return rc;
 }
 
 /* How many tasks may be in flight now: the slots plus the read-ahead.  The
