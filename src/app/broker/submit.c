@@ -778,6 +778,10 @@ size_t belt__submit_take_ready(belt__submit *s, belt__submit_item **out,
 {
     pthread_mutex_lock(&s->mu);
     size_t k = s->nready < max ? s->nready : max;
+    if (k == 0) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
     memcpy(out, s->ready, k * sizeof *out);
     memmove(s->ready, s->ready + k, (s->nready - k) * sizeof *s->ready);
     s->nready -= k;
