@@ -329,7 +329,7 @@ t_begin "forged jobs (unsigned, wrong key, changed) never run: dead-lettered wit
 worker wf --namespace forge -j 1
 rc_ xadd forge:run:fr:results '*' open 1 >/dev/null
 rc_ xadd forge:jobs '*' run fr key f1 job "{\"id\":\"f1\",\"run\":\"touch $T/pwned1\"}" max_deliveries 3 >/dev/null
-rc_ xadd forge:jobs '*' run fr key f2 job "{\"id\":\"f2\",\"run\":\"touch $T/pwned2\"}" max_deliveries 3 kid 0badc0de sig "$(printf '%064d' 0)" >/dev/null
+rc_ xadd forge:jobs '*' run fr key f2 job "{\"id\":\"f2\",\"run\":\"touch $T/pwned2\"}" max_deliveries 3 sig "0badc0de.$(printf '%064d' 0)" >/dev/null
 dead3() { [ "$(rc_ xlen forge:dead)" -ge 2 ]; }
 if wait_for dead3; then
     sleep 0.3 # nothing else happens meanwhile

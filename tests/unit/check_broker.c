@@ -14,7 +14,8 @@
  *           Without redis-server in PATH these tests pass with a note.
  *   sign    key files (what is refused and why), the signature over an
  *           entry's fields against an HMAC computed apart (the framing is
- *           the wire format), every change to a signed entry detected,
+ *           the wire format), every change to a signed entry detected
+ *           (a job's fields, a result entry's records, the run bound in),
  *           both keys of a rotation accepted, a worker that refuses
  *           unsigned and forged jobs and never runs them.
  */
@@ -1171,12 +1172,14 @@ START_TEST(test_sign_entries)
     ck_assert_int_eq(belt__broker_mac_new(&m21, &k21, msg, sizeof msg),
                      BELT_OK);
 
-    const char *f[12] = { "run", "R1", "key", "job-7", "job",
+    const char *f[10] = { "run", "R1", "key", "job-7", "job",
                           "{\"id\":\"job-7\",\"run\":\"true\"}",
-                          "max_deliveries", "3", "kid", "", "sig", "" };
-    char sig[BELT__BROKER_SIG_HEX + 1];
+                          "max_deliveries", "3", "sig", "" };
+    char sig[BELT__BROKER_SIG_LEN + 1];
     belt__broker_sign_fields(m1, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig);
-    ck_assert_uint_eq(strlen(sig), BELT__BROKER_SIG_HEX);
+    ck_assert_uint_eq(strlen(sig), BELT__BROKER_SIG_LEN);
+    ck_assert(strncmp(sig, k1.id[0], BELT__BROKER_KID_HEX) == 0);
+    ck_assert_int_eq(sig[BELT__BROKER_KID_HEX], '.');
 
     /* The framing, computed apart: HMAC-SHA256(K1, item(tag) item(name)
      * item(value)...), item(x) = 4-byte big-endian length, then x. */
@@ -1197,26 +1200,24 @@ START_TEST(test_sign_entries)
     char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    ck_assert_str_eq(sig, hex);
+    ck_assert_str_eq(sig + BELT__BROKER_KID_HEX + 1, hex);
 
-    f[9] = k1.id[0];
-    f[11] = sig;
+    f[9] = sig;
     fake x;
-    fake_entry(&x, 12, f);
+    fake_entry(&x, 10, f);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg), BELT_OK);
     /* the rotated keyring accepts what K1 signed */
     ck_assert_int_eq(belt__broker_verify_entry(m21, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg), BELT_OK);
-    /* ... and K1 alone what the rotated one signs with K2?  No: K2 is not
-     * in it (named in the message). */
-    char sig2[BELT__BROKER_SIG_HEX + 1];
+    /* ... but K1 alone not what the rotated one signs with K2 (named in
+     * the message) */
+    char sig2[BELT__BROKER_SIG_LEN + 1];
     belt__broker_sign_fields(m21, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig2);
-    const char *f2[12];
+    const char *f2[10];
     memcpy(f2, f, sizeof f2);
-    f2[9] = k21.id[0];
-    f2[11] = sig2;
-    fake_entry(&x, 12, f2);
+    f2[9] = sig2;
+    fake_entry(&x, 10, f2);
     ck_assert_int_eq(belt__broker_verify_entry(m21, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg), BELT_OK);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
@@ -1230,53 +1231,62 @@ START_TEST(test_sign_entries)
     const char *changes[][2] = { { "max_deliveries", "9" }, { "run", "R2" },
                                  { "job", "{\"id\":\"job-7\",\"run\":\"rm\"}" } };
     for (size_t c = 0; c < sizeof changes / sizeof changes[0]; c++) {
-        const char *g[12];
+        const char *g[10];
         memcpy(g, f, sizeof g);
         for (int i = 0; i < 8; i += 2)
             if (strcmp(g[i], changes[c][0]) == 0)
                 g[i + 1] = changes[c][1];
-        fake_entry(&x, 12, g);
+        fake_entry(&x, 10, g);
         ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB,
                                                    NULL, &x.e, msg, sizeof msg),
                          BELT_EINVAL);
         ck_assert_msg(strstr(msg, "bad signature") != NULL, "%s", msg);
     }
-    const char *swapped[12] = { "key", "job-7", "run", "R1", "job", f[5],
-                                "max_deliveries", "3", "kid", f[9], "sig",
-                                sig };
-    fake_entry(&x, 12, swapped);
+    const char *swapped[10] = { "key", "job-7", "run", "R1", "job", f[5],
+                                "max_deliveries", "3", "sig", sig };
+    fake_entry(&x, 10, swapped);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg),
                      BELT_EINVAL);
-    const char *more[14] = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
-                             "x", "y", "kid", f[9], "sig", sig };
-    fake_entry(&x, 14, more);
+    const char *more[12] = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
+                             "x", "y", "sig", sig };
+    fake_entry(&x, 12, more);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg),
                      BELT_EINVAL);
-    fake_entry(&x, 12, f);
+    fake_entry(&x, 10, f);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
                                                "R1", &x.e, msg, sizeof msg),
                      BELT_EINVAL);
-    /* unsigned */
+    /* unsigned, and a sig field that is no signature */
     fake_entry(&x, 8, f);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
                                                &x.e, msg, sizeof msg),
                      BELT_EINVAL);
     ck_assert_msg(strstr(msg, "not signed") != NULL, "%s", msg);
+    f2[9] = "garbage";
+    fake_entry(&x, 10, f2);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_JOB, NULL,
+                                               &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
 
-    /* Results are bound to the run of their stream. */
-    const char *r[10] = { "key", "a", "meta", "1 ok", "result", "{}", "kid",
-                          k1.id[0], "sig", "" };
-    belt__broker_sign_fields(m1, BELT__BROKER_TAG_RESULT, "R1", 6, r, NULL,
+    /* Results are bound to the run of their stream, all records at once. */
+    const char *r[14] = { "key", "a", "meta", "1 ok", "result", "{}", "key",
+                          "b", "meta", "1 ok", "result", "{}", "sig", "" };
+    belt__broker_sign_fields(m1, BELT__BROKER_TAG_RESULT, "R1", 12, r, NULL,
                              sig);
-    r[9] = sig;
-    fake_entry(&x, 10, r);
+    r[13] = sig;
+    fake_entry(&x, 14, r);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
                                                "R1", &x.e, msg, sizeof msg),
                      BELT_OK);
     ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
                                                "R2", &x.e, msg, sizeof msg),
+                     BELT_EINVAL);
+    r[7] = "c"; /* a record passed off for another job */
+    fake_entry(&x, 14, r);
+    ck_assert_int_eq(belt__broker_verify_entry(m1, BELT__BROKER_TAG_RESULT,
+                                               "R1", &x.e, msg, sizeof msg),
                      BELT_EINVAL);
     belt__broker_mac_free(m1);
     belt__broker_mac_free(m21);
@@ -1328,12 +1338,12 @@ START_TEST(test_worker_refuses_forged_jobs)
     const char *f[8] = { "run", "runS", "key", "evil", "job",
                          "{\"id\":\"evil\",\"run\":\"true\"}",
                          "max_deliveries", "3" };
-    char sig[BELT__BROKER_SIG_HEX + 1];
+    char sig[BELT__BROKER_SIG_LEN + 1];
     belt__broker_sign_fields(m1, BELT__BROKER_TAG_JOB, NULL, 8, f, NULL, sig);
-    const char *x[15] = { "XADD", "belt:jobs", "*", "run", "runS", "key",
-                          "evil", "job", json, "max_deliveries", "3", "kid",
-                          belt__broker_mac_kid(m1), "sig", sig };
-    redisReply *r = belt__broker_command(b, 15, x, NULL, NULL, 0);
+    const char *x[13] = { "XADD", "belt:jobs", "*", "run", "runS", "key",
+                          "evil", "job", json, "max_deliveries", "3", "sig",
+                          sig };
+    redisReply *r = belt__broker_command(b, 13, x, NULL, NULL, 0);
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
     ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, "runS", pg, 1, 0, m1,

@@ -7,14 +7,15 @@
  *
  *   P:jobs                 stream of jobs, consumer group "workers"; fields
  *                          run, key, job (JSON, see the codec),
- *                          max_deliveries, and kid, sig (the signature:
+ *                          max_deliveries, and sig (the signature:
  *                          app/broker/sign.c) unless --insecure
  *   P:run:<run>:results    one stream per run; per record the fields key,
  *                          meta (numbers: app/broker/meta.c), result (the JSON
  *                          Lines record of `belt run` plus "host", "worker"
- *                          (worker id string) and "delivery"), kid, sig; a
- *                          worker packs up to BELT__BROKER_RECORDS_MAX
- *                          records into one entry.  Also a worker's note
+ *                          (worker id string) and "delivery"); a worker
+ *                          packs up to BELT__BROKER_RECORDS_MAX records
+ *                          into one entry, signed as a whole (a last field
+ *                          sig).  Also a worker's note
  *                          that it refused a job (fields refused, reason,
  *                          worker).  Exists while the run does: made by the
  *                          submitter, with an expiry renewed while it runs,
@@ -363,6 +364,8 @@ int belt__broker_meta_parse(const char *meta, size_t len, belt_result *r,
 #define BELT__BROKER_KEY_BYTES 32
 #define BELT__BROKER_KID_HEX 8   /* a key id: 8 hex digits */
 #define BELT__BROKER_SIG_HEX 64  /* a tag: 64 hex digits */
+#define BELT__BROKER_SIG_LEN (BELT__BROKER_KID_HEX + 1 + BELT__BROKER_SIG_HEX)
+                                 /* the "sig" field: "<kid>.<tag>" */
 #define BELT__BROKER_TAG_JOB "belt-job-1"
 #define BELT__BROKER_TAG_RESULT "belt-result-1"
 
@@ -432,18 +435,18 @@ void belt__broker_mac_free(belt__broker_mac *m);
 const char *belt__broker_mac_kid(const belt__broker_mac *m);
 
 /* Signs the fields of a stream entry: f[0..count) are name, value, name,
- * value... (lens: their lengths, or NULL for NUL-terminated strings),
- * fields named "kid" and "sig" skipped; tag says what kind of entry
+ * value... (lens: their lengths, or NULL for NUL-terminated strings), a
+ * field named "sig" skipped; tag says what kind of entry
  * (BELT__BROKER_TAG_JOB, ..._RESULT); run (NULL: none) is bound in for
- * entries that do not carry it.  Writes the tag as 64 hex digits and a NUL
- * into sig; the caller adds the fields kid (belt__broker_mac_kid()) and sig
- * to the entry.  Can't fail. */
+ * entries that do not carry it.  Writes "<key id>.<64 hex digits>" and a
+ * NUL (BELT__BROKER_SIG_LEN + 1 bytes) into sig; the caller adds it to the
+ * entry as the field "sig".  Can't fail. */
 void belt__broker_sign_fields(belt__broker_mac *m, const char *tag,
                               const char *run, int count,
                               const char *const *f, const size_t *lens,
-                              char sig[BELT__BROKER_SIG_HEX + 1]);
+                              char sig[BELT__BROKER_SIG_LEN + 1]);
 
-/* Checks the "kid" and "sig" fields of the entry view e against its other
+/* Checks the "sig" field of the entry view e against its other
  * fields (as belt__broker_sign_fields() signed them, with the same tag and
  * run).  BELT_OK, or BELT_EINVAL with why saying what is wrong: not signed,
  * signed with a key this keyring does not hold (both ids named), or a bad

@@ -694,15 +694,13 @@ static int append_job(belt__broker *b, const char *key, const char *run,
     char *json = belt__broker_job_to_json(job);
     if (json == NULL)
         return belt__errf(msg, n, BELT_ENOMEM, "out of memory");
-    const char *argv[15] = { "XADD", key, "*", "run", run, "key", job->id,
+    const char *argv[13] = { "XADD", key, "*", "run", run, "key", job->id,
                              "job", json, "max_deliveries", md };
     int argc = 11;
-    char sig[BELT__BROKER_SIG_HEX + 1];
+    char sig[BELT__BROKER_SIG_LEN + 1];
     if (mac != NULL) {
         belt__broker_sign_fields(mac, BELT__BROKER_TAG_JOB, NULL, 8, argv + 3,
                                  NULL, sig);
-        argv[argc++] = "kid";
-        argv[argc++] = belt__broker_mac_kid(mac);
         argv[argc++] = "sig";
         argv[argc++] = sig;
     }

@@ -10,16 +10,18 @@
  * the construction is RFC 2104's HMAC with SHA-256, computed by OpenSSL's
  * libcrypto, never by code of ours.)
  *
- * What a tag covers.  Every field of the entry, in order, except the two
- * that carry the tag itself ("kid", "sig"), each name and value prefixed by
- * its length (4 bytes, big-endian), so that no two different entries feed
- * the MAC the same bytes; in front of them a tag word that says what kind of
+ * What a tag covers.  Every field of the entry, in order, except the one
+ * that carries the tag itself ("sig": the signing key's id, a dot, and 64
+ * hex digits), each name and value prefixed by its length (4 bytes,
+ * big-endian), so that no two different entries feed the MAC the same
+ * bytes; in front of them a tag word that says what kind of
  * entry it is ("belt-job-1", "belt-result-1"), so that a job's tag can never
  * pass for a result's, and, for result entries, the run id of the stream
  * they were written to (a job entry carries its run id as a field).  A job
  * entry's fields are its run id, job key, the whole job (JSON) and its
- * max_deliveries; a result entry's are, per record, the job key, the meta
- * numbers and the whole result record, which holds the delivery number.  So
+ * max_deliveries; a result entry's are, per record (up to 64 in an entry),
+ * the job key, the meta numbers and the whole result record, which holds
+ * the delivery number.  So
  * a captured job cannot be replayed into another run, nor a result passed
  * off for another job, run or delivery; see the README's threat model for
  * what a key does not protect.
@@ -30,7 +32,7 @@
  * anything: add the new key as the second line everywhere, then swap the
  * lines, then drop the old one (`belt keygen --add`, `--promote`,
  * `--retire`).  Each key has an id, the first 4 bytes of HMAC(key,
- * "belt-key-id") in hex, which entries carry in "kid" so that a verifier
+ * "belt-key-id") in hex, which entries carry in "sig" so that a verifier
  * picks the key at once and can say which key an entry was signed with.  A
  * key file that others may read is refused, as ssh refuses such keys.
  *
@@ -327,12 +329,19 @@ int belt__broker_keys_save(const belt__broker_keys *k, const char *path,
 
 /* ---- MAC contexts --------------------------------------------------------- */
 
+/* Bytes of framed message gathered before they go to EVP_MAC_update():
+ * each call into a provider costs about as much as hashing 100 bytes, so a
+ * message of a few hundred bytes goes in one or two calls, not twenty. */
+#define MAC_BUF 4096
+
 struct belt__broker_mac {
     EVP_MAC *alg;
     EVP_MAC_CTX *ctx[BELT__BROKER_KEYS_MAX];
     char id[BELT__BROKER_KEYS_MAX][BELT__BROKER_KID_HEX + 1];
     unsigned count;
     EVP_MAC_CTX *cur; /* the context of the message being made */
+    size_t used;      /* bytes in buf not yet given to cur */
+    unsigned char buf[MAC_BUF];
 };
 
 void belt__broker_mac_free(belt__broker_mac *m)
@@ -385,15 +394,33 @@ const char *belt__broker_mac_kid(const belt__broker_mac *m)
     return m->id[0];
 }
 
-/* Feeds one length-prefixed item to the current message. */
+static void flush(belt__broker_mac *m)
+{
+    if (m->used > 0)
+        EVP_MAC_update(m->cur, m->buf, m->used);
+    m->used = 0;
+}
+
+/* Feeds one length-prefixed item to the current message (through buf). */
 static void add_item(belt__broker_mac *m, const void *p, size_t len)
 {
-    unsigned char be[4] = { (unsigned char)(len >> 24),
-                            (unsigned char)(len >> 16),
-                            (unsigned char)(len >> 8), (unsigned char)len };
-    EVP_MAC_update(m->cur, be, sizeof be);
-    if (len > 0)
+    if (m->used + 4 + len > MAC_BUF)
+        flush(m);
+    unsigned char *w = m->buf + m->used;
+    w[0] = (unsigned char)(len >> 24);
+    w[1] = (unsigned char)(len >> 16);
+    w[2] = (unsigned char)(len >> 8);
+    w[3] = (unsigned char)len;
+    m->used += 4;
+    if (len == 0)
+        return;
+    if (4 + len > MAC_BUF) { /* a large item goes straight in */
+        flush(m);
         EVP_MAC_update(m->cur, p, len);
+        return;
+    }
+    memcpy(m->buf + m->used, p, len);
+    m->used += len;
 }
 
 /* Starts a message with key `which`: the tag word and, if any, the run. */
@@ -401,6 +428,7 @@ static void begin(belt__broker_mac *m, unsigned which, const char *tag,
                   const char *run)
 {
     m->cur = m->ctx[which];
+    m->used = 0;
     EVP_MAC_init(m->cur, NULL, 0, NULL);
     add_item(m, tag, strlen(tag));
     if (run != NULL)
@@ -410,20 +438,20 @@ static void begin(belt__broker_mac *m, unsigned which, const char *tag,
 static void finish(belt__broker_mac *m, unsigned char out[32])
 {
     size_t olen = 0;
+    flush(m);
     if (EVP_MAC_final(m->cur, out, &olen, 32) != 1 || olen != 32)
         memset(out, 0, 32); /* never a valid tag of a message */
 }
 
 static bool skipped(const char *name, size_t len)
 {
-    return (len == 3 && memcmp(name, "kid", 3) == 0) ||
-           (len == 3 && memcmp(name, "sig", 3) == 0);
+    return len == 3 && memcmp(name, "sig", 3) == 0;
 }
 
 void belt__broker_sign_fields(belt__broker_mac *m, const char *tag,
                               const char *run, int count,
                               const char *const *f, const size_t *lens,
-                              char sig[BELT__BROKER_SIG_HEX + 1])
+                              char sig[BELT__BROKER_SIG_LEN + 1])
 {
     begin(m, 0, tag, run);
     for (int i = 0; i + 1 < count; i += 2) {
@@ -435,7 +463,9 @@ void belt__broker_sign_fields(belt__broker_mac *m, const char *tag,
     }
     unsigned char d[32];
     finish(m, d);
-    to_hex(d, sizeof d, sig);
+    memcpy(sig, m->id[0], BELT__BROKER_KID_HEX);
+    sig[BELT__BROKER_KID_HEX] = '.';
+    to_hex(d, sizeof d, sig + BELT__BROKER_KID_HEX + 1);
 }
 
 int belt__broker_verify_entry(belt__broker_mac *m, const char *tag,
@@ -445,10 +475,12 @@ int belt__broker_verify_entry(belt__broker_mac *m, const char *tag,
     if (e->fields == NULL || e->fields->type != REDIS_REPLY_ARRAY) {
         return belt__errf(why, n, BELT_EINVAL, "entry without fields");
     }
-    size_t kl = 0, sl = 0;
-    const char *kid = belt__broker_entry_get(e, "kid", &kl);
+    size_t sl = 0;
     const char *sig = belt__broker_entry_get(e, "sig", &sl);
-    if (sig == NULL || kid == NULL) {
+    const char *dot = sig ? memchr(sig, '.', sl) : NULL;
+    size_t kl = dot ? (size_t)(dot - sig) : 0;
+    const char *kid = sig;
+    if (sig == NULL || dot == NULL) {
         return belt__errf(why, n, BELT_EINVAL, "not signed (this side holds "
                           "key %s; the sender runs without --key-file?)",
                           m->id[0]);
@@ -481,8 +513,8 @@ int belt__broker_verify_entry(belt__broker_mac *m, const char *tag,
     char hex[BELT__BROKER_SIG_HEX + 1];
     finish(m, d);
     to_hex(d, sizeof d, hex);
-    if (sl != BELT__BROKER_SIG_HEX ||
-        CRYPTO_memcmp(hex, sig, BELT__BROKER_SIG_HEX) != 0) {
+    if (sl != BELT__BROKER_SIG_LEN ||
+        CRYPTO_memcmp(hex, dot + 1, BELT__BROKER_SIG_HEX) != 0) {
         return belt__errf(why, n, BELT_EINVAL, "bad signature (key %s): the "
                           "entry was changed or forged", m->id[which]);
     }

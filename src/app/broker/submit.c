@@ -26,11 +26,11 @@
  * always) a restart loses nothing either.
  *
  * Signatures (app/broker/sign.c).  With keys, every job published is
- * signed, and a result record (workers sign each record of an entry) is
- * taken only if a key of ours verifies it, bound to this run id; one that
- * does not is refused and counted, and its job ends as an error that says
- * so (waiting for a result that may never come would hang the run: a
- * worker with another key).
+ * signed, and a result entry (workers sign each, all its records) is taken
+ * only if a key of ours verifies it, bound to this run id; one that does
+ * not is refused and counted, and its jobs end as errors that say so
+ * (waiting for a result that may never come would hang the run: a worker
+ * with another key).
  * A worker that refused a job (its signature did not verify there) says so
  * in an unsigned note (fields refused, reason, worker): the job then ends
  * as an error with that reason rather than waiting forever.  A forged note
@@ -430,17 +430,17 @@ static int scan_stream(belt__submit *s, const char *key, bool jobs,
                 rc = expect_key(s, note, NULL);
                 continue;
             }
+            if (belt__broker_entry_get(e, "key", NULL) == NULL ||
+                (s->mac_own != NULL &&
+                 belt__broker_verify_entry(s->mac_own, BELT__BROKER_TAG_RESULT,
+                                           s->run, e, why, sizeof why)))
+                continue;
             belt__broker_entry recs[BELT__BROKER_RECORDS_MAX];
             size_t nrec = belt__broker_entry_records(e, recs,
                                                      BELT__BROKER_RECORDS_MAX);
             for (size_t j = 0; j < nrec && rc == BELT_OK; j++) {
                 const char *rk = belt__broker_entry_get(&recs[j], "key", NULL);
-                if (rk != NULL &&
-                    (s->mac_own == NULL ||
-                     belt__broker_verify_entry(s->mac_own,
-                                               BELT__BROKER_TAG_RESULT, s->run,
-                                               &recs[j], why, sizeof why) ==
-                         BELT_OK))
+                if (rk != NULL)
                     rc = expect_key(s, rk, NULL);
             }
         }
@@ -1140,12 +1140,12 @@ static int take_refused(belt__submit *s, const belt__broker_entry *rec,
     return BELT_OK;
 }
 
-/* Collector.  With keys: whether the result record e (a view of one
- * record of an entry: workers sign each record) is signed by a key of ours
- * (a refusal note is not signed: see the essay).  A refused record is
- * counted and its reason kept in why. */
-static bool record_trusted(belt__submit *s, const belt__broker_entry *e,
-                           char *why, size_t n)
+/* Collector.  With keys: whether the result entry e (workers sign each
+ * entry, all its records) is signed by a key of ours (a refusal note is not
+ * signed: see the essay).  A refused entry is counted and its reason kept
+ * in why. */
+static bool entry_trusted(belt__submit *s, const belt__broker_entry *e,
+                          char *why, size_t n)
 {
     if (s->mac_col == NULL || e->fields == NULL ||
         belt__broker_entry_get(e, "refused", NULL) != NULL ||
@@ -1200,14 +1200,13 @@ int belt__submit_collect(belt__submit *s, belt__submit_item **out,
         for (int i = 0; i < k && rc == BELT_OK; i++) {
             const belt__broker_entry *en = &es[i];
             size_t before = *got;
+            char why[300];
+            bool trusted = entry_trusted(s, en, why, sizeof why);
             size_t nrec = belt__broker_entry_records(en, recs,
                                                      BELT__BROKER_RECORDS_MAX);
-            for (size_t j = 0; j < nrec && rc == BELT_OK; j++) {
-                char why[300];
-                rc = record_trusted(s, &recs[j], why, sizeof why)
-                         ? take_record(s, &recs[j], out, got)
-                         : take_refused(s, &recs[j], why, out, got);
-            }
+            for (size_t j = 0; j < nrec && rc == BELT_OK; j++)
+                rc = trusted ? take_record(s, &recs[j], out, got)
+                             : take_refused(s, &recs[j], why, out, got);
             if (rc != BELT_OK)
                 break;
             pthread_mutex_lock(&s->mu);

@@ -147,8 +147,8 @@ void belt__submit_written(belt__submit *s, const belt__broker_id *entry);
  * new items (malloc'd; the caller frees them) in out, *got of them; max must
  * be at least BELT__BROKER_RECORDS_MAX (an entry's records are taken whole;
  * smaller is BELT_EINVAL).  Entries are trimmed as belt__submit_written()
- * allows.  With keys, a record not signed with one of them is refused
- * (counted, see belt__submit_refused()), and its job ends as an ERROR result
+ * allows.  With keys, an entry not signed with one of them is refused
+ * (counted, see belt__submit_refused()), and its jobs end as ERROR results
  * "its result was refused: <why>" rather than wait forever.  A result for a key not in flight
  * (a second delivery, or after a cancel) is dropped and counted.  A
  * dead-letter entry without a result record (fields key, reason,

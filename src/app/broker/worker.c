@@ -28,8 +28,7 @@
  * acked and deleted.  Then its run must still be live: its result stream
  * must exist (looked at once per LIVE_RECHECK_NS per run); a job of a
  * finished or canceled run, or one replayed into it, is acked and deleted
- * unrun.  Results are signed record by record (the publish script may drop
- * some records of an entry).
+ * unrun.  Results are signed entry by entry (up to 64 records each).
  *
  * Threads and connections.  A hiredis context is not thread-safe, so each
  * thread that talks to Redis has its own connection:
@@ -50,8 +49,9 @@
  *   publisher  (connection `pub`): takes every result waiting on the
  *              channel (belt_chan_recv_many: one wait, a whole batch) and
  *              sends, in one pipelined round trip, one publish script call
- *              per result entry (up to 64 records of one run: their XADD,
- *              XACK and XDEL).  Round trips grow with batches, not jobs.
+ *              per result entry (up to 64 records of one run, signed
+ *              together: their XADD, XACK and XDEL).  Round trips grow
+ *              with batches, not jobs.
  *
  * Read-ahead.  COUNT is the free slots plus a read-ahead, fixed
  * (--prefetch) or automatic (current_cap()): about 20 ms of queued work
@@ -538,10 +538,13 @@ static void dispatch_error(belt__broker_worker *w, task *t, const char *why)
 /* ---- the publisher ------------------------------------------------------ */
 
 /* One record's arguments in the publish script: entry id, delivery, then
- * key, meta, result and (signed) kid and sig, each a name and a value. */
-#define REC_ARGS 12
-#define ARGS_MAX (9 + REC_ARGS * BELT__BROKER_RECORDS_MAX > 3 + BATCH_MAX \
-                      ? 9 + REC_ARGS * BELT__BROKER_RECORDS_MAX : 3 + BATCH_MAX)
+ * key, meta and result, each a name and a value; after the last record the
+ * entry's signature, a name and a value. */
+#define REC_ARGS 8
+#define ARGS_MAX (11 + REC_ARGS * BELT__BROKER_RECORDS_MAX > 3 + BATCH_MAX \
+                      ? 11 + REC_ARGS * BELT__BROKER_RECORDS_MAX : 3 + BATCH_MAX)
+
+enum { REC_PENDING, REC_PUBLISHED, REC_SUPERSEDED };
 
 typedef struct batch {
     size_t count;
@@ -550,8 +553,12 @@ typedef struct batch {
     char *json[BATCH_MAX];
     size_t json_len[BATCH_MAX];
     char meta[BATCH_MAX][200];
-    char sig[BATCH_MAX][BELT__BROKER_SIG_HEX + 1];
     char delivery[BATCH_MAX][12];
+    unsigned char state[BATCH_MAX];   /* REC_... */
+    /* The script calls of one round trip: their records, in order. */
+    size_t call_first[BATCH_MAX], call_n[BATCH_MAX];
+    size_t rec[BATCH_MAX];
+    char sig[BATCH_MAX][BELT__BROKER_SIG_LEN + 1];
     /* One command's arguments, pointing into the batch and the tasks. */
     const char *argv[ARGS_MAX];
     size_t lens[ARGS_MAX];
@@ -561,130 +568,163 @@ typedef struct batch {
  * large output goes alone). */
 #define ENTRY_BYTES_MAX (256 * 1024)
 
-/* The publish script (Lua, run atomically by Redis): for each record, if
- * its job's entry is still pending with this worker at the delivery the
- * worker ran, the record goes into one XADD to the run's result stream
- * (NOMKSTREAM) and the entry is acknowledged and deleted; a record whose
- * entry was taken over meanwhile (a reclaim after a stall, a Redis restart
- * that aged the claims) is dropped, since the new owner's result is the one
- * that counts.  Result and ack are one step: a result in the stream always
- * means its job is acknowledged, so a job never runs again once its result
- * is published, and the result a run keeps is from the latest delivery
- * (no job ran more times than that result's delivery number).
- * KEYS: jobs stream, result stream.  ARGV: group, consumer, records, fields
- * per record, then per record: entry id, delivery, fields.  Returns the
- * number of records published. */
+/* The publish script (Lua, run atomically by Redis).  If every record's job
+ * entry is still pending with this worker at the delivery the worker ran,
+ * the records go into one XADD to the run's result stream (NOMKSTREAM, with
+ * the entry's signature last) and the entries are acknowledged and
+ * deleted; otherwise nothing is done and the ids of the entries taken over
+ * meanwhile (a reclaim after a stall, a Redis restart that aged the claims)
+ * are returned, and the worker sends the others again without them.  The
+ * new owner's result is the one that counts.  Result and ack are one step:
+ * a result in the stream always means its job is acknowledged, so a job
+ * never runs again once its result is published, and the result a run
+ * keeps is from the latest delivery (no job ran more times than that
+ * result's delivery number).  KEYS: jobs stream, result stream.  ARGV:
+ * group, consumer, records, fields per record, then per record: entry id,
+ * delivery, fields; then the trailing fields (the signature).  Returns the
+ * number of records published, or the array of ids lost. */
 static const char publish_lua[] =
     "local g, me = ARGV[1], ARGV[2]\n"
     "local r, f = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local fields, ids, pos = {}, {}, 5\n"
+    "local lost, fields, ids, pos = {}, {}, {}, 5\n"
     "for i = 1, r do\n"
     "  local id, d = ARGV[pos], tonumber(ARGV[pos + 1])\n"
     "  local p = redis.call('XPENDING', KEYS[1], g, id, id, 1, me)\n"
-    "  if p[1] and tonumber(p[1][4]) == d then\n"
-    "    for j = 0, f - 1 do fields[#fields + 1] = ARGV[pos + 2 + j] end\n"
-    "    ids[#ids + 1] = id\n"
-    "  end\n"
+    "  if not (p[1] and tonumber(p[1][4]) == d) then lost[#lost + 1] = id end\n"
+    "  for j = 0, f - 1 do fields[#fields + 1] = ARGV[pos + 2 + j] end\n"
+    "  ids[i] = id\n"
     "  pos = pos + 2 + f\n"
     "end\n"
-    "if #ids > 0 then\n"
-    "  redis.call('XADD', KEYS[2], 'NOMKSTREAM', '*', unpack(fields))\n"
-    "  redis.call('XACK', KEYS[1], g, unpack(ids))\n"
-    "  redis.call('XDEL', KEYS[1], unpack(ids))\n"
-    "end\n"
-    "return #ids\n";
+    "if #lost > 0 then return lost end\n"
+    "for j = pos, #ARGV do fields[#fields + 1] = ARGV[j] end\n"
+    "redis.call('XADD', KEYS[2], 'NOMKSTREAM', '*', unpack(fields))\n"
+    "redis.call('XACK', KEYS[1], g, unpack(ids))\n"
+    "redis.call('XDEL', KEYS[1], unpack(ids))\n"
+    "return r\n";
 
-/* Sends the batch in one round trip: one script call per result entry.
- * Consecutive results of one run share an entry (up to
- * BELT__BROKER_RECORDS_MAX records or ENTRY_BYTES_MAX bytes): one entry to
- * add, read and delete instead of one per job.  Each record is signed on
- * its own (its key, meta and result, bound to the run), so that a record
- * the script drops leaves the others verifiable.  Adds the records
- * published to *published.  BELT_OK, BELT_EIO (connection lost: reconnect
- * and retry) or BELT_EBUSY (an error reply: retry later). */
-static int publish_batch(belt__broker_worker *w, batch *b, size_t *published,
-                         char *msg, size_t n)
+/* Appends one publish script call for the records rec[0..nrec) (of one
+ * run, whose result stream is rkey), signed as one entry.  BELT_OK or
+ * BELT_EIO. */
+static int append_call(belt__broker_worker *w, batch *b, const char *rkey,
+                       const char *run, const size_t *rec, size_t nrec,
+                       char *sig)
+{
+    char nr[16];
+    snprintf(nr, sizeof nr, "%zu", nrec);
+    const char *head[9] = { "EVAL", publish_lua, "2", w->jobs_key, rkey,
+                            BELT__BROKER_GROUP, w->id, nr, "6" };
+    int argc = 0;
+    for (int k = 0; k < 9; k++) {
+        b->argv[argc] = head[k];
+        b->lens[argc++] = strlen(head[k]);
+    }
+    for (size_t j = 0; j < nrec; j++) {
+        size_t i = rec[j];
+        task *t = b->t[i];
+        snprintf(b->delivery[i], sizeof b->delivery[i], "%u", t->delivery);
+        const char *f[REC_ARGS] = { t->id.s, b->delivery[i], "key", t->key,
+                                    "meta", b->meta[i], "result", b->json[i] };
+        size_t fl[REC_ARGS] = { strlen(t->id.s), strlen(b->delivery[i]), 3,
+                                strlen(t->key), 4, strlen(b->meta[i]), 6,
+                                b->json_len[i] };
+        memcpy(&b->argv[argc], f, sizeof f);
+        memcpy(&b->lens[argc], fl, sizeof fl);
+        argc += REC_ARGS;
+    }
+    if (w->mac_pub != NULL) {
+        /* The fields of every record, in order, bound to the run (sign.c);
+         * the argument vector holds them after each record's id and
+         * delivery, so they are gathered here. */
+        const char *sf[6 * BELT__BROKER_RECORDS_MAX];
+        size_t sl[6 * BELT__BROKER_RECORDS_MAX];
+        for (size_t j = 0; j < nrec; j++) {
+            memcpy(&sf[6 * j], &b->argv[9 + REC_ARGS * j + 2], 6 * sizeof sf[0]);
+            memcpy(&sl[6 * j], &b->lens[9 + REC_ARGS * j + 2], 6 * sizeof sl[0]);
+        }
+        belt__broker_sign_fields(w->mac_pub, BELT__BROKER_TAG_RESULT, run,
+                                 (int)(6 * nrec), sf, sl, sig);
+        b->argv[argc] = "sig";
+        b->lens[argc++] = 3;
+        b->argv[argc] = sig;
+        b->lens[argc++] = BELT__BROKER_SIG_LEN;
+    }
+    return belt__broker_append(w->pub, argc, b->argv, b->lens) == BELT_OK
+               ? BELT_OK : BELT_EIO;
+}
+
+/* Sends the batch's pending records, one script call per result entry, in
+ * one round trip, until none is lost to a take-over.  Consecutive results
+ * of one run share an entry (up to BELT__BROKER_RECORDS_MAX records or
+ * ENTRY_BYTES_MAX bytes): one entry to add, read and delete instead of one
+ * per job.  Marks records REC_PUBLISHED or REC_SUPERSEDED.  BELT_OK,
+ * BELT_EIO (connection lost: reconnect and retry) or BELT_EBUSY (an error
+ * reply: retry later). */
+static int publish_batch(belt__broker_worker *w, batch *b, char *msg,
+                         size_t n)
 {
     char rkey[600];
-    size_t calls = 0;
     for (size_t i = 0; i < b->count; i++)
-        if (b->json[i] != NULL &&
-            belt__broker_key_results(rkey, sizeof rkey, w->ns,
-                                     b->t[i]->run) != 0) {
-            free(b->json[i]); /* a run id too long for a key */
-            b->json[i] = NULL;
-        }
-    int fields = w->mac_pub != NULL ? 10 : 6;
-    char nfields[8];
-    snprintf(nfields, sizeof nfields, "%d", fields);
-    size_t i = 0;
-    while (i < b->count) {
-        if (b->json[i] == NULL) {
-            i++;
-            continue;
-        }
-        const char *run = b->t[i]->run;
-        (void)belt__broker_key_results(rkey, sizeof rkey, w->ns, run);
-        int argc = 0;
-        size_t bytes = 0, records = 0;
-        char nrec[16];
-        const char *head[9] = { "EVAL", publish_lua, "2", w->jobs_key, rkey,
-                                BELT__BROKER_GROUP, w->id, nrec, nfields };
-        for (int k = 0; k < 9; k++) {
-            b->argv[argc] = head[k];
-            b->lens[argc++] = strlen(head[k]);
-        }
-        for (; i < b->count && records < BELT__BROKER_RECORDS_MAX; i++) {
-            if (b->json[i] == NULL)
+        if (b->state[i] == REC_PENDING &&
+            (b->json[i] == NULL ||
+             belt__broker_key_results(rkey, sizeof rkey, w->ns,
+                                      b->t[i]->run) != 0))
+            b->state[i] = REC_SUPERSEDED; /* no record, or no such run */
+    for (;;) {
+        size_t calls = 0, nrec = 0, i = 0;
+        while (i < b->count) {
+            if (b->state[i] != REC_PENDING) {
+                i++;
                 continue;
-            task *t = b->t[i];
-            if (strcmp(t->run, run) != 0 ||
-                (records > 0 && bytes + b->json_len[i] > ENTRY_BYTES_MAX))
-                break;
-            snprintf(b->delivery[i], sizeof b->delivery[i], "%u", t->delivery);
-            const char *f[REC_ARGS] = { t->id.s, b->delivery[i], "key", t->key,
-                                        "meta", b->meta[i], "result",
-                                        b->json[i], "kid", NULL, "sig",
-                                        b->sig[i] };
-            size_t fl[REC_ARGS] = { strlen(t->id.s), strlen(b->delivery[i]),
-                                    3, strlen(t->key), 4, strlen(b->meta[i]),
-                                    6, b->json_len[i], 3, 0, 3,
-                                    BELT__BROKER_SIG_HEX };
-            if (w->mac_pub != NULL) {
-                /* This record's fields, bound to the run (sign.c). */
-                belt__broker_sign_fields(w->mac_pub, BELT__BROKER_TAG_RESULT,
-                                         run, 6, f + 2, fl + 2, b->sig[i]);
-                f[9] = belt__broker_mac_kid(w->mac_pub);
-                fl[9] = BELT__BROKER_KID_HEX;
             }
-            memcpy(&b->argv[argc], f, (size_t)(2 + fields) * sizeof f[0]);
-            memcpy(&b->lens[argc], fl, (size_t)(2 + fields) * sizeof fl[0]);
-            argc += 2 + fields;
-            bytes += b->json_len[i];
-            records++;
+            const char *run = b->t[i]->run;
+            (void)belt__broker_key_results(rkey, sizeof rkey, w->ns, run);
+            size_t first = nrec, bytes = 0;
+            for (; i < b->count && nrec - first < BELT__BROKER_RECORDS_MAX;
+                 i++) {
+                if (b->state[i] != REC_PENDING)
+                    continue;
+                if (strcmp(b->t[i]->run, run) != 0 ||
+                    (nrec > first && bytes + b->json_len[i] > ENTRY_BYTES_MAX))
+                    break;
+                b->rec[nrec++] = i;
+                bytes += b->json_len[i];
+            }
+            b->call_first[calls] = first;
+            b->call_n[calls] = nrec - first;
+            if (append_call(w, b, rkey, run, &b->rec[first], nrec - first,
+                            b->sig[calls]) != BELT_OK)
+                return BELT_EIO;
+            calls++;
         }
-        snprintf(nrec, sizeof nrec, "%zu", records);
-        b->lens[7] = strlen(nrec);
-        if (belt__broker_append(w->pub, argc, b->argv, b->lens) != BELT_OK)
-            return BELT_EIO;
-        calls++;
-    }
-    int rc = BELT_OK;
-    size_t got = 0;
-    for (size_t c = 0; c < calls; c++) {
-        redisReply *r;
-        if (belt__broker_get_reply(w->pub, &r, msg, n) != BELT_OK)
-            return BELT_EIO;
-        if (r->type == REDIS_REPLY_INTEGER)
-            got += (size_t)r->integer;
-        else if (rc == BELT_OK) {
-            belt__broker_reply_error(r, "publishing results", msg, n);
-            rc = BELT_EBUSY;
+        if (calls == 0)
+            return BELT_OK;
+        int rc = BELT_OK;
+        bool lost = false;
+        for (size_t c = 0; c < calls; c++) {
+            redisReply *r;
+            if (belt__broker_get_reply(w->pub, &r, msg, n) != BELT_OK)
+                return BELT_EIO;
+            const size_t *rec = &b->rec[b->call_first[c]];
+            if (r->type == REDIS_REPLY_INTEGER) {
+                for (size_t j = 0; j < b->call_n[c]; j++)
+                    b->state[rec[j]] = REC_PUBLISHED;
+            } else if (r->type == REDIS_REPLY_ARRAY) {
+                lost = true;
+                for (size_t k = 0; k < r->elements; k++)
+                    for (size_t j = 0; j < b->call_n[c]; j++)
+                        if (r->element[k]->type == REDIS_REPLY_STRING &&
+                            strcmp(r->element[k]->str,
+                                   b->t[rec[j]]->id.s) == 0)
+                            b->state[rec[j]] = REC_SUPERSEDED;
+            } else if (rc == BELT_OK) {
+                belt__broker_reply_error(r, "publishing results", msg, n);
+                rc = BELT_EBUSY;
+            }
+            freeReplyObject(r);
         }
-        freeReplyObject(r);
+        if (rc != BELT_OK || !lost)
+            return rc;
     }
-    *published += got;
-    return rc;
 }
 
 static void *publisher_main(void *arg)
@@ -731,6 +771,7 @@ static void *publisher_main(void *arg)
             size_t k = b->count++;
             b->r[k] = rs[i];
             b->t[k] = t;
+            b->state[k] = REC_PENDING;
             b->json[k] = belt__broker_result_json(rs[i], w->host, w->id,
                                                   t->delivery,
                                                   &b->json_len[k]);
@@ -740,13 +781,11 @@ static void *publisher_main(void *arg)
         }
         int64_t delay = BELT__BROKER_BACKOFF_FIRST_NS;
         bool published = false;
-        size_t npub = 0;
         while (b->count > 0) {
             int prc = BELT_EIO;
             snprintf(msg, sizeof msg, "not connected");
-            npub = 0;
             if (belt__broker_connected(w->pub))
-                prc = publish_batch(w, b, &npub, msg, sizeof msg);
+                prc = publish_batch(w, b, msg, sizeof msg);
             published = prc == BELT_OK;
             if (published || atomic_load(&w->killed))
                 break;
@@ -774,6 +813,9 @@ static void *publisher_main(void *arg)
             free(b->json[i]);
         }
         if (published) {
+            size_t npub = 0;
+            for (size_t i = 0; i < b->count; i++)
+                npub += b->state[i] == REC_PUBLISHED;
             atomic_fetch_add(&w->done, npub);
             atomic_fetch_add(&w->superseded, b->count - npub);
         }
@@ -1073,15 +1115,13 @@ static int dead_letter(belt__broker_worker *w, const belt__broker_entry *e,
         belt__broker_job_free(j);
         if (json != NULL &&
             belt__broker_key_results(rkey, sizeof rkey, w->ns, run) == 0) {
-            char sig[BELT__BROKER_SIG_HEX + 1];
-            const char *a2[12] = { "XADD", rkey, "NOMKSTREAM", "*", "key",
+            char sig[BELT__BROKER_SIG_LEN + 1];
+            const char *a2[10] = { "XADD", rkey, "NOMKSTREAM", "*", "key",
                                    key, "result", json };
             int argc = 8;
             if (w->mac_rd != NULL) {
                 belt__broker_sign_fields(w->mac_rd, BELT__BROKER_TAG_RESULT,
                                          run, 4, a2 + 4, NULL, sig);
-                a2[argc++] = "kid";
-                a2[argc++] = belt__broker_mac_kid(w->mac_rd);
                 a2[argc++] = "sig";
                 a2[argc++] = sig;
             }
