@@ -538,11 +538,12 @@ static void dispatch_error(belt__broker_worker *w, task *t, const char *why)
 /* ---- the publisher ------------------------------------------------------ */
 
 /* One record's arguments in the publish script: entry id, delivery, then
- * key, meta and result, each a name and a value; after the last record the
- * entry's signature, a name and a value. */
-#define REC_ARGS 8
-#define ARGS_MAX (11 + REC_ARGS * BELT__BROKER_RECORDS_MAX > 3 + BATCH_MAX \
-                      ? 11 + REC_ARGS * BELT__BROKER_RECORDS_MAX : 3 + BATCH_MAX)
+ * the values of its fields key, meta and result (the script adds the
+ * names); after the last record the entry's signature, a name and a
+ * value. */
+#define REC_ARGS 5
+#define ARGS_MAX (13 + REC_ARGS * BELT__BROKER_RECORDS_MAX > 3 + BATCH_MAX \
+                      ? 13 + REC_ARGS * BELT__BROKER_RECORDS_MAX : 3 + BATCH_MAX)
 
 enum { REC_PENDING, REC_PUBLISHED, REC_SUPERSEDED };
 
@@ -569,7 +570,10 @@ typedef struct batch {
 #define ENTRY_BYTES_MAX (256 * 1024)
 
 /* The publish script (Lua, run atomically by Redis).  If every record's job
- * entry is still pending with this worker at the delivery the worker ran,
+ * entry is still pending with this worker at the delivery the worker ran
+ * (one XPENDING over the records' id range, filtered to this consumer: a
+ * call from Lua costs several microseconds, one per record would be most
+ * of Redis' time),
  * the records go into one XADD to the run's result stream (NOMKSTREAM, with
  * the entry's signature last) and the entries are acknowledged and
  * deleted; otherwise nothing is done and the ids of the entries taken over
@@ -580,27 +584,43 @@ typedef struct batch {
  * never runs again once its result is published, and the result a run
  * keeps is from the latest delivery (no job ran more times than that
  * result's delivery number).  KEYS: jobs stream, result stream.  ARGV:
- * group, consumer, records, fields per record, then per record: entry id,
- * delivery, fields; then the trailing fields (the signature).  Returns the
- * number of records published, or the array of ids lost. */
+ * group, consumer, records, lowest and highest entry id, most entries
+ * pending here, then per record: entry id, delivery, key, meta, result;
+ * then the trailing fields (the signature).  Returns the number of records
+ * published, or the array of ids lost. */
 static const char publish_lua[] =
-    "local g, me = ARGV[1], ARGV[2]\n"
-    "local r, f = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local lost, fields, ids, pos = {}, {}, {}, 5\n"
+    "local g, me, r = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local own = {}\n"
+    "for _, e in ipairs(redis.call('XPENDING', KEYS[1], g, ARGV[4], ARGV[5],"
+    " ARGV[6], me)) do own[e[1]] = e[4] end\n"
+    "local lost, fields, ids, pos, n = {}, {}, {}, 7, 0\n"
     "for i = 1, r do\n"
-    "  local id, d = ARGV[pos], tonumber(ARGV[pos + 1])\n"
-    "  local p = redis.call('XPENDING', KEYS[1], g, id, id, 1, me)\n"
-    "  if not (p[1] and tonumber(p[1][4]) == d) then lost[#lost + 1] = id end\n"
-    "  for j = 0, f - 1 do fields[#fields + 1] = ARGV[pos + 2 + j] end\n"
+    "  local id = ARGV[pos]\n"
+    "  if own[id] ~= tonumber(ARGV[pos + 1]) then lost[#lost + 1] = id end\n"
+    "  fields[n + 1] = 'key'; fields[n + 2] = ARGV[pos + 2]\n"
+    "  fields[n + 3] = 'meta'; fields[n + 4] = ARGV[pos + 3]\n"
+    "  fields[n + 5] = 'result'; fields[n + 6] = ARGV[pos + 4]\n"
+    "  n = n + 6\n"
     "  ids[i] = id\n"
-    "  pos = pos + 2 + f\n"
+    "  pos = pos + 5\n"
     "end\n"
     "if #lost > 0 then return lost end\n"
-    "for j = pos, #ARGV do fields[#fields + 1] = ARGV[j] end\n"
+    "for j = pos, #ARGV do n = n + 1; fields[n] = ARGV[j] end\n"
     "redis.call('XADD', KEYS[2], 'NOMKSTREAM', '*', unpack(fields))\n"
     "redis.call('XACK', KEYS[1], g, unpack(ids))\n"
     "redis.call('XDEL', KEYS[1], unpack(ids))\n"
     "return r\n";
+
+/* Compares two stream ids ("ms-seq") as numbers. */
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    return (as > bs) - (as < bs);
+}
 
 /* Appends one publish script call for the records rec[0..nrec) (of one
  * run, whose result stream is rkey), signed as one entry.  BELT_OK or
@@ -609,12 +629,21 @@ static int append_call(belt__broker_worker *w, batch *b, const char *rkey,
                        const char *run, const size_t *rec, size_t nrec,
                        char *sig)
 {
-    char nr[16];
+    char nr[16], most[16];
     snprintf(nr, sizeof nr, "%zu", nrec);
-    const char *head[9] = { "EVAL", publish_lua, "2", w->jobs_key, rkey,
-                            BELT__BROKER_GROUP, w->id, nr, "6" };
+    snprintf(most, sizeof most, "%u", w->cap_max + BATCH_MAX);
+    const char *lo = b->t[rec[0]]->id.s, *hi = lo;
+    for (size_t j = 1; j < nrec; j++) {
+        const char *id = b->t[rec[j]]->id.s;
+        if (id_cmp(id, lo) < 0)
+            lo = id;
+        if (id_cmp(id, hi) > 0)
+            hi = id;
+    }
+    const char *head[11] = { "EVAL", publish_lua, "2", w->jobs_key, rkey,
+                             BELT__BROKER_GROUP, w->id, nr, lo, hi, most };
     int argc = 0;
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 11; k++) {
         b->argv[argc] = head[k];
         b->lens[argc++] = strlen(head[k]);
     }
@@ -622,24 +651,30 @@ static int append_call(belt__broker_worker *w, batch *b, const char *rkey,
         size_t i = rec[j];
         task *t = b->t[i];
         snprintf(b->delivery[i], sizeof b->delivery[i], "%u", t->delivery);
-        const char *f[REC_ARGS] = { t->id.s, b->delivery[i], "key", t->key,
-                                    "meta", b->meta[i], "result", b->json[i] };
-        size_t fl[REC_ARGS] = { strlen(t->id.s), strlen(b->delivery[i]), 3,
-                                strlen(t->key), 4, strlen(b->meta[i]), 6,
+        const char *f[REC_ARGS] = { t->id.s, b->delivery[i], t->key,
+                                    b->meta[i], b->json[i] };
+        size_t fl[REC_ARGS] = { strlen(t->id.s), strlen(b->delivery[i]),
+                                strlen(t->key), strlen(b->meta[i]),
                                 b->json_len[i] };
         memcpy(&b->argv[argc], f, sizeof f);
         memcpy(&b->lens[argc], fl, sizeof fl);
         argc += REC_ARGS;
     }
     if (w->mac_pub != NULL) {
-        /* The fields of every record, in order, bound to the run (sign.c);
-         * the argument vector holds them after each record's id and
-         * delivery, so they are gathered here. */
+        /* The fields of every record, in order, as the script writes
+         * them, bound to the run (sign.c). */
         const char *sf[6 * BELT__BROKER_RECORDS_MAX];
         size_t sl[6 * BELT__BROKER_RECORDS_MAX];
         for (size_t j = 0; j < nrec; j++) {
-            memcpy(&sf[6 * j], &b->argv[9 + REC_ARGS * j + 2], 6 * sizeof sf[0]);
-            memcpy(&sl[6 * j], &b->lens[9 + REC_ARGS * j + 2], 6 * sizeof sl[0]);
+            const char *const *v = &b->argv[11 + REC_ARGS * j + 2];
+            const size_t *vl = &b->lens[11 + REC_ARGS * j + 2];
+            const char *names[3] = { "key", "meta", "result" };
+            for (int k = 0; k < 3; k++) {
+                sf[6 * j + 2 * k] = names[k];
+                sl[6 * j + 2 * k] = strlen(names[k]);
+                sf[6 * j + 2 * k + 1] = v[k];
+                sl[6 * j + 2 * k + 1] = vl[k];
+            }
         }
         belt__broker_sign_fields(w->mac_pub, BELT__BROKER_TAG_RESULT, run,
                                  (int)(6 * nrec), sf, sl, sig);
