@@ -10,7 +10,9 @@
 # the libFuzzer run of the config parser.  libhiredis-dev, redis-server,
 # redis-tools: the Redis broker (belt worker, run --broker) and its tests.
 # gnuplot-nox: the plots of `belt experiment` (optional at run time).
-BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev redis-server redis-tools gnuplot-nox"
+# parallel: GNU parallel, the reference tests/cli/parallel_compat.sh runs
+# every `belt run COMMAND` case against.
+BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev redis-server redis-tools gnuplot-nox parallel"
 
 belt_install_deps() {
     local pkg missing=() sudo=()
