@@ -1,5 +1,5 @@
 /* engine.c: the engine of `belt run`: it feeds a pool and collects its
- * results, for both config mode (run.c) and quick mode (quick.c), which
+ * results, for both config mode (run.c) and command mode (quick.c), which
  * hand it their jobs through a belt__source (run.h).
  *
  * The engine is one thread, the dispatcher, and it owns everything: the
@@ -9,7 +9,7 @@
  *   2. submit ready jobs while fewer than `cap` are in flight (2 per worker,
  *      more with the shared queue, 1 per worker with --halt-on-error: see
  *      in_flight_cap());
- *   3. wait for one result (or a new input line, in quick mode) with a
+ *   3. wait for one result (or a new job from the input, in command mode) with a
  *      timeout that is the time until the progress line is due, take every
  *      other result already there, and write them all.
  *
@@ -80,7 +80,7 @@ struct engine {
     bool stopping;          /* dispatch no more */
     bool canceled;          /* belt_pool_cancel() called */
     bool failed_io;         /* a results write failed */
-    bool feed_open;         /* quick mode: the feed may bring more */
+    bool feed_open;         /* command mode: the feed may bring more */
     bool want_lines;        /* results file open */
     bool stdout_closed;     /* job output could not be written: stopped */
     const char *stop_why;   /* why the run was stopped, or NULL */

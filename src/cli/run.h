@@ -2,7 +2,8 @@
  *
  *   run.c        options, config mode
  *   engine.c     the engine both modes run on (dispatch/collect loop)
- *   quick.c      quick mode: one job per input line, xargs/parallel style
+ *   quick.c      command mode: GNU parallel's command line (the pieces it
+ *                puts together are parallel_*.c, parallel.h)
  *   progress.c   the live progress line
  *   run_signal.c SIGINT/SIGTERM plumbing (self-pipe and a thread)
  *   run_output.c results file, job log, reorder buffer, grouped output
@@ -123,7 +124,7 @@ typedef struct belt__source {
     void *ctx;
     /* A job ready to run now, or NULL (config mode: the scheduler). */
     const belt_job *(*next)(void *ctx);
-    /* Or: a channel of `belt_job *` (quick mode), closed after the last. */
+    /* Or: a channel of `belt_job *` (command mode), closed after the last. */
     belt_chan *feed;
     /* A result for a job that will not run, or NULL.  May be NULL. */
     belt_result *(*unrun)(void *ctx);
@@ -170,20 +171,18 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src);
  * refuses us, 130, 143). */
 int belt__run_broker(const belt__run_opts *o, belt__source *src);
 
-/* ---- quick mode --------------------------------------------------------- */
+/* ---- command mode -------------------------------------------------------- */
 
-/* `belt run --command CMD [-a FILE]`.  Returns the exit status. */
+/* `belt run COMMAND ...` (and --command CMD): runs o->cmd's jobs as GNU
+ * parallel would (quick.c).  Returns the exit status: parallel's (0, the
+ * failures up to 101, --halt's), 2 for a usage error, 130/143 when
+ * interrupted, BELT__EXIT_STDOUT_CLOSED when stdout went away. */
 int belt__run_quick(belt__run_opts *o);
-
-/* Builds the command for one argument: every "{}" in cmd replaced by arg
- * shell-quoted, or, when cmd has no "{}", arg quoted and appended after a
- * space.  Returns a malloc'd string or NULL when memory runs out. */
-char *belt__quick_substitute(const char *cmd, const char *arg, size_t arg_len);
 
 /* ---- pipelines (pipeline/engine.c) -------------------------------------- */
 
 /* True when an argument of `belt run` names a pipeline config (a JSON file
- * whose top-level object has a "pipeline" key), outside quick mode. */
+ * whose top-level object has a "pipeline" key), outside command mode. */
 bool belt__cli_pipeline_requested(int argc, char **argv);
 
 /* `belt run [options] PIPELINE.json`: the same argv as belt__cli_run().
@@ -248,7 +247,7 @@ void belt__kill_children(void);
 typedef struct belt__out belt__out;
 
 /* One finished job waiting to be written: its JSON line (may be NULL) and,
- * in quick mode, its result with the grouped output to copy out. */
+ * in command mode, its result with the grouped output to copy out. */
 typedef struct belt__pending {
     uint64_t seq;
     char *line;
