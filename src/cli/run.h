@@ -181,10 +181,6 @@ int belt__run_quick(belt__run_opts *o);
 
 /* ---- pipelines (pipeline/engine.c) -------------------------------------- */
 
-/* True when an argument of `belt run` names a pipeline config (a JSON file
- * whose top-level object has a "pipeline" key), outside command mode. */
-bool belt__cli_pipeline_requested(int argc, char **argv);
-
 /* `belt run [options] PIPELINE.json`: the same argv as belt__cli_run().
  * Returns the exit status (0, 1, 2, 130, 143). */
 int belt__cli_run_pipeline(int argc, char **argv);
