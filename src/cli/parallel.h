@@ -152,6 +152,10 @@ int belt__par_input_next(belt__par_input *in, const belt__par_val **vals,
 /* Whether one of the sources reads fd (0: stdin).  Can't fail. */
 bool belt__par_input_reads_fd(const belt__par_input *in, int fd);
 
+/* Whether reading may wait for a writer: a source that is not a `:::`
+ * list or a regular file (a pipe, a terminal).  Can't fail. */
+bool belt__par_input_may_block(const belt__par_input *in);
+
 /* Closes what it opened and frees.  NULL is a no-op. */
 void belt__par_input_free(belt__par_input *in);
 

@@ -40,6 +40,7 @@
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "belt/error.h"
@@ -347,6 +348,17 @@ bool belt__par_input_reads_fd(const belt__par_input *in, int fd)
     for (size_t i = 0; i < in->nsrc; i++)
         if (in->src[i].rd.fd == fd)
             return true;
+    return false;
+}
+
+bool belt__par_input_may_block(const belt__par_input *in)
+{
+    for (size_t i = 0; i < in->nsrc; i++) {
+        struct stat st;
+        int fd = in->src[i].rd.fd;
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
+            return true;
+    }
     return false;
 }
 

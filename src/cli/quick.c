@@ -12,9 +12,13 @@
  * parallel 20221122 does (its CommandLine::populate, should_we_halt,
  * halt, spreadstdin and the EXIT STATUS section of parallel(1)).
  *
- * Jobs.  A reader thread (the producer) turns records into jobs and sends
- * them over a bounded channel, the engine's feed; the engine (engine.c)
- * waits on the feed and its results together with belt_select().  A job
+ * Jobs.  Where reading may wait (stdin from a pipe or a terminal), or the
+ * jobs must be paced (--delay) or fed (--round-robin), a reader thread
+ * (the producer) turns records into jobs and sends them over a bounded
+ * channel, the engine's feed; the engine (engine.c) waits on the feed and
+ * its results together with belt_select().  Otherwise (::: lists, regular
+ * files, jobs made in advance) the engine asks for each job on its own
+ * thread (the source's next()), which saves a thread wake-up per job.  A job
  * takes one record, -n/-N records, or with -m, -X, --xargs as many as fit
  * in one command line (MAX_LINE bytes, the most Linux passes as the one
  * argument of `sh -c`), each job's length added up from
@@ -154,6 +158,7 @@ struct quick {
     belt__par_val *flat;
     size_t capflat;
     bool input_done;
+    bool gen_done;             /* next() mode: no more jobs */
     uint64_t retry_seq;        /* --retry-failed: the next seq to look at */
     belt__par_blocks *blocks;  /* --pipe */
     int pipe_fd;
@@ -892,6 +897,33 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
+/* ---- jobs made on the engine thread ------------------------------------- */
+
+/* When no input can keep a read waiting (::: lists, regular files, a job
+ * log, jobs made in advance) the engine asks for each job itself (the
+ * source's next()), without the producer thread and the channel between
+ * them: a short job then costs no thread wake-up on top of its spawn. */
+static const belt_job *quick_next(void *ctx)
+{
+    struct quick *q = ctx;
+    if (q->gen_done)
+        return NULL;
+    struct qjob *j = NULL;
+    int rc = gen_next(q, &j);
+    if (rc <= 0) {
+        q->gen_done = true;
+        if (rc < 0 && rc != BELT_ECANCELED)
+            q->gen_error = rc;
+        return NULL;
+    }
+    return &j->job;
+}
+
+static bool quick_finished(void *ctx)
+{
+    return ((struct quick *)ctx)->gen_done;
+}
+
 /* ---- the engine's hooks (engine thread) -------------------------------- */
 
 static unsigned take_slot(struct quick *q)
@@ -1095,6 +1127,7 @@ static void quick_cancel(void *ctx, const char *why)
 {
     (void)why;
     struct quick *q = ctx;
+    q->gen_done = true; /* next() mode: no more jobs (engine thread) */
     uint64_t one = 1;
     if (q->stop_fd >= 0) {
         ssize_t n = write(q->stop_fd, &one, sizeof one);
@@ -1174,6 +1207,12 @@ static int dry_run(struct quick *q)
 }
 
 /* ---- setting up ------------------------------------------------------- */
+
+static bool regular_fd(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 /* Opens the input: -a, ::: and :::: sources, or stdin.  0 or 2 (printed). */
 static int open_input(struct quick *q)
@@ -1452,24 +1491,36 @@ int belt__run_quick(belt__run_opts *o)
         }
     }
 
-    q.feed = belt_chan_bounded(c->delay_ns > 0 ? 0
-                               : c->pipe || c->pipepart ? 2 : FEED_CAP,
-                               sizeof(belt_job *));
-    if (q.feed == NULL)
-        goto nomem;
-    int err = pthread_create(&q.thread, NULL, producer_main, &q);
-    if (err != 0) {
-        fprintf(stderr, "belt run: cannot start the input reader: %s\n",
-                strerror(err));
-        status = 1;
-        goto out;
+    /* A producer thread only where reading may wait (stdin from a pipe or
+     * a terminal) or the producer paces or feeds the jobs (--delay,
+     * --round-robin); else the engine makes each job itself. */
+    bool round_robin = c->pipe && !c->pipepart && c->round_robin;
+    bool may_block = q.all == NULL && !c->retry_failed && !c->pipepart &&
+                     (q.in ? belt__par_input_may_block(q.in)
+                           : !regular_fd(q.pipe_fd));
+    bool threaded = may_block || round_robin || c->delay_ns > 0;
+    if (threaded) {
+        q.feed = belt_chan_bounded(c->delay_ns > 0 ? 0
+                                   : c->pipe || c->pipepart ? 2 : FEED_CAP,
+                                   sizeof(belt_job *));
+        if (q.feed == NULL)
+            goto nomem;
+        int err = pthread_create(&q.thread, NULL, producer_main, &q);
+        if (err != 0) {
+            fprintf(stderr, "belt run: cannot start the input reader: %s\n",
+                    strerror(err));
+            status = 1;
+            goto out;
+        }
+        q.thread_started = true;
     }
-    q.thread_started = true;
 
     size_t cap = o->workers;
     belt__source src = {
         .ctx = &q,
         .feed = q.feed,
+        .next = threaded ? NULL : quick_next,
+        .finished = threaded ? NULL : quick_finished,
         .done = quick_done,
         .cancel = quick_cancel,
         .prepare = quick_prepare,
@@ -1483,9 +1534,11 @@ int belt__run_quick(belt__run_opts *o)
         .watch_stdout = q.mode == BELT_OUTPUT_LINES,
     };
     status = belt__run_engine(o, &src);
-    quick_cancel(&q, NULL);
-    pthread_join(q.thread, NULL);
-    q.thread_started = false;
+    if (q.thread_started) {
+        quick_cancel(&q, NULL);
+        pthread_join(q.thread, NULL);
+        q.thread_started = false;
+    }
 
     if (q.gen_error && q.gen_error != BELT_ECANCELED) {
         fprintf(stderr, "belt run: %s\n",
