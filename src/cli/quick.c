@@ -27,8 +27,9 @@
  * commands than there are slots (parallel: "-m or -X and EOF => Spread the
  * arguments over all jobslots"), once.  Each job gets parallel's sequence
  * number ({#}, $PARALLEL_SEQ, the job log's Seq), counted before --resume
- * skips what a job log says is done; the engine's own seq stays dense (the
- * order -k writes in).  With --shuf, --bar, --eta, and --halt with a
+ * skips what a job log says is done (with --shuf, after the shuffle, as
+ * parallel numbers them); the engine's own seq stays dense (the order -k
+ * writes in).  With --shuf, --bar, --eta, and --halt with a
  * percentage, every job is made first (parallel also reads all input
  * then), so that the total is known and --shuf can shuffle.
  *
@@ -776,9 +777,31 @@ static int gen_all(struct quick *q)
             all[i] = all[k];
             all[k] = t;
         }
-        /* -k and the results keep the shuffled order. */
+        /* As in parallel, the jobs are numbered ({#}, the job log's Seq,
+         * -k's order) after the shuffle. */
+        bool renumber = belt__par_tpl_uses(q->tpl, BELT__RPL_SEQ) &&
+                        !q->c->retry_failed;
+        for (size_t i = 0; i < n; i++) {
+            struct qjob *j = all[i];
+            j->job.seq = i;
+            j->seq1 = i + 1;
+            snprintf(j->id, sizeof j->id, "%zu", i + 1);
+            char *cmd = renumber ? expand(q, q->tpl, j->args, j->nargs,
+                                          j->seq1, 0, NULL)
+                                 : NULL;
+            if (cmd != NULL) {
+                free(j->cmd);
+                j->cmd = cmd;
+                if (!set_command(q, j, &q->paths))
+                    rc = BELT_ENOMEM;
+            }
+        }
+    }
+    if (rc < 0) {
         for (size_t i = 0; i < n; i++)
-            all[i]->job.seq = i;
+            free_job(all[i]);
+        free(all);
+        return rc;
     }
     q->all = all ? all : calloc(1, sizeof *all);
     q->nall = n;

@@ -190,6 +190,7 @@ same "-j 50%" -k -j 50% echo ::: a b
 same "-j0" --sort -j0 echo ::: a b c
 same "--delay" -k --delay 0.05 echo ::: a b c
 same "--shuf (sorted)" --sort --shuf echo ::: a b c d e
+same "--shuf -k: the jobs are numbered after the shuffle" -k --shuf echo {#} ::: a b c d
 same "--timeout kills the slow job" -k --timeout 3 'sleep {}; echo {}' ::: 0 30
 same "--timeout with a percentage" -k --timeout 1000% 'echo {}' ::: a b c d
 same_sh "--retries 3 runs a failing job 3 times, prints the last" '$P --retries 3 "echo try; echo {} >>count; exit 1" ::: x; echo "status $?"; cat count'
