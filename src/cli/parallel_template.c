@@ -132,7 +132,8 @@ static bool match_rpl(const char *s, size_t n, const belt__par_names *names,
                 size_t tail = rl - 1; /* r without its '{' */
                 if (j + tail > n || memcmp(s + j, r + 1, tail) != 0)
                     continue;
-                if (j + tail > best && p != 0 && errno == 0) {
+                /* {0} is {} (parallel: a position of 0 is no position) */
+                if (j + tail > best && errno == 0) {
                     best = j + tail;
                     *kind = (belt__rpl_kind)k;
                     *pos = p;

@@ -1199,7 +1199,20 @@ static int dry_run(struct quick *q)
                 j->cmd = cmd;
             }
         }
-        belt__buf_adds(&out, j->cmd);
+        if (q->tag_tpl) {
+            /* parallel prints the command as the job's output: tagged */
+            char *tag = expand(q, q->tag_tpl, j->args, j->nargs, j->seq1,
+                               (unsigned)((j->seq1 - 1) % w) + 1, "\t");
+            bool at_start = true;
+            if (tag)
+                belt__add_tagged(&out, j->cmd, strlen(j->cmd), tag,
+                                 strlen(tag), &at_start);
+            else
+                out.oom = true;
+            free(tag);
+        } else {
+            belt__buf_adds(&out, j->cmd);
+        }
         belt__buf_addc(&out, '\n');
         free_job(j);
         if (out.len >= 65536 || out.oom) {

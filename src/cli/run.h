@@ -22,6 +22,7 @@
 #include "belt/job.h"
 #include "app/report.h"
 #include "cli/parallel.h"
+#include "util/buf.h"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -299,6 +300,13 @@ bool belt__out_stdout_closed(const belt__out *w);
 /* Writes whatever is still held (in seq order), closes, frees.  Returns 0
  * or -1 if any write failed. */
 int belt__out_close(belt__out *w);
+/* Appends p[0..n) to b with tag[0..tl) at the start of every line, as
+ * parallel's print_normal tags output: before the first byte when
+ * *at_start, and after every \r or \n that more bytes follow (*at_start
+ * carries that over to the next call).  Running out of memory sets
+ * b->oom. */
+void belt__add_tagged(belt__buf *b, const char *p, size_t n, const char *tag,
+                      size_t tl, bool *at_start);
 /* Copies a result's grouped output (spooled fds, or captured text) to fds 1
  * and 2 as one block each, every line starting with tag[0..tag_len) when
  * tag is not NULL.  Returns 0, or -1 when writing to fd 1 failed (errno;

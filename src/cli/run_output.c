@@ -46,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli/run.h"
@@ -440,36 +439,44 @@ int belt__out_close(belt__out *w)
     return rc;
 }
 
-/* Writes n bytes at p to out with the tag at the start of every line
- * (parallel's print_normal: after each \r or \n that something follows,
- * and before the first byte when *at_start).  Returns 0 or -1 (errno). */
-static int put_tagged(int out, const char *p, size_t n, const char *tag,
+void belt__add_tagged(belt__buf *b, const char *p, size_t n, const char *tag,
                       size_t tl, bool *at_start)
 {
-    struct iovec iov[64];
-    int k = 0;
     size_t i = 0;
     while (i < n) {
         if (*at_start) {
-            iov[k++] = (struct iovec){(void *)tag, tl};
+            belt__buf_add(b, tag, tl);
             *at_start = false;
         }
         size_t j = i;
         while (j < n && p[j] != '\n' && p[j] != '\r')
             j++;
-        if (j < n)
-            j++; /* the line break, then the tag before what follows */
-        iov[k++] = (struct iovec){(void *)(p + i), j - i};
-        if (j > i && (p[j - 1] == '\n' || p[j - 1] == '\r'))
+        if (j < n) {
+            j++; /* the line break; the tag goes before what follows it */
             *at_start = true;
-        i = j;
-        if (k >= 62 || i >= n) {
-            if (belt__writev_full(out, iov, k, -1) != BELT_OK)
-                return -1;
-            k = 0;
         }
+        belt__buf_add(b, p + i, j - i);
+        i = j;
     }
-    return 0;
+}
+
+/* Writes n bytes at p to out, tagged (belt__add_tagged).  Returns 0 or -1
+ * (errno). */
+static int put_tagged(int out, const char *p, size_t n, const char *tag,
+                      size_t tl, bool *at_start)
+{
+    belt__buf b = {0};
+    belt__add_tagged(&b, p, n, tag, tl, at_start);
+    int rc = 0;
+    if (b.oom) {
+        errno = ENOMEM;
+        rc = -1;
+    } else if (b.len > 0 &&
+               belt__write_full(out, b.p, b.len, -1) != BELT_OK) {
+        rc = -1;
+    }
+    belt__buf_free(&b);
+    return rc;
 }
 
 /* Copies everything from fd (from offset 0) to out, tagged when tag is

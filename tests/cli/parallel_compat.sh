@@ -132,6 +132,7 @@ same "{//} of '' and /" -k echo {//} ::: '' / //
 same "positional {2} {1}" -k echo {2} {1} ::: a b ::: 1 2
 same "positional with modifiers" -k echo {1.} {1/} {1//} {1/.} {-1} {2/.} ::: a/b.c ::: d/e.f
 same "a missing positional argument is empty" -k echo {1} {2} ::: a
+same "{0} and {0.} are {} and {.}" -k --dry-run echo {0} {0.} ::: a.b c
 same "no replacement string: arguments appended" -k echo x ::: a 'b c'
 same "{#} in a dry run" -k -j2 --dry-run echo {#} ::: a b c d
 same "{%} with one job slot" -k -j1 echo {%} ::: a b c
@@ -177,6 +178,7 @@ same "--tag" -k --tag echo ::: a b ::: 1 2
 same "--tag on every line, after \\r too" -k --tag 'printf "1\n2\r3\n\n4"' ::: a
 same "--tagstring with a positional" -k --tagstring 'x{2}y' echo ::: a b ::: 1
 same "--tagstring with \\t" -k --tagstring '{}\t-' echo ::: a
+same "--dry-run --tag: the commands are tagged too" -k --dry-run --tag echo ::: a 'b c'
 same "--line-buffer (sorted)" --sort -j2 --line-buffer 'echo {}1; echo {}2' ::: a b
 same "--line-buffer --tag (sorted)" --sort -j2 --line-buffer --tag 'echo {}1; echo {}2' ::: a b
 same "-u (sorted)" --sort -j2 -u 'echo {}1; echo {}2' ::: a b
