@@ -11,7 +11,9 @@
 # redis-tools: the Redis broker (belt worker, run --broker) and its tests;
 # libssl-dev: OpenSSL's libcrypto, which signs the broker's jobs and results.
 # gnuplot-nox: the plots of `belt experiment` (optional at run time).
-BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev libssl-dev redis-server redis-tools gnuplot-nox"
+# parallel: GNU parallel, the reference tests/cli/parallel_compat.sh runs
+# every `belt run COMMAND` case against.
+BELT_DEPS="build-essential autoconf automake libtool pkg-config check libjansson-dev jq clang libclang-rt-dev libhiredis-dev libssl-dev redis-server redis-tools gnuplot-nox parallel"
 
 belt_install_deps() {
     local pkg missing=() sudo=()

@@ -66,6 +66,8 @@ extern "C" {
 
 /* The limits of "workers" (besides 0, all CPUs). */
 #define BELT_CONFIG_MAX_WORKERS 4096
+/* Most retries a job may have ("retries"; `belt run --retries`). */
+#define BELT_CONFIG_MAX_RETRIES 100
 
 typedef struct belt_config belt_config;
 

@@ -53,9 +53,12 @@ typedef struct belt_sched_options {
 
 /* Creates a scheduler over cfg's jobs (cfg must outlive it); opt may be
  * NULL.  Jobs found ok in the resume file count as succeeded for their
- * dependents.  Returns NULL and fills *err (err may be NULL) on failure:
- * unreadable resume file (source is its path, line 0, the system's
- * message), or out of memory. */
+ * dependents.  A missing resume file means nothing was done yet.  Returns
+ * NULL and fills *err (err may be NULL) on failure: a resume file that
+ * cannot be read (source is its path, line 0, the system's message) or
+ * holds a line that is not a result record (a JSON object with string "id"
+ * and "status"; a last, unterminated line that does not parse is taken as
+ * an interrupted write and ignored), or out of memory. */
 belt_sched *belt_sched_new(const belt_config *cfg,
                            const belt_sched_options *opt,
                            belt_config_error *err);

@@ -452,15 +452,49 @@ static void put_outcome(rec *o, belt_job_status st, int exit_code, int sig)
     put_int_or_null(o, sig, sig > 0);
 }
 
+/* What the job ran: ,"run":"..." or ,"argv":[...] (nothing for built-in
+ * kinds), then the input arguments ,"args":[...] when there are any. */
+static void put_command(rec *o, const belt_job *job, const char *run,
+                        const belt__report_arg *args, size_t nargs)
+{
+    if (run != NULL) {
+        PUT_LIT(o, ",\"run\":");
+        belt__json_add_str(&o->b, run, strlen(run));
+    } else if (job != NULL && job->kind == BELT_JOB_EXEC && job->run) {
+        PUT_LIT(o, ",\"run\":");
+        belt__json_add_str(&o->b, job->run, strlen(job->run));
+    } else if (job != NULL && job->kind == BELT_JOB_EXEC && job->argv) {
+        PUT_LIT(o, ",\"argv\":[");
+        for (size_t i = 0; job->argv[i]; i++) {
+            if (i > 0)
+                PUT_LIT(o, ",");
+            belt__json_add_str(&o->b, job->argv[i], strlen(job->argv[i]));
+        }
+        PUT_LIT(o, "]");
+    }
+    if (args == NULL)
+        return;
+    PUT_LIT(o, ",\"args\":[");
+    for (size_t i = 0; i < nargs; i++) {
+        if (i > 0)
+            PUT_LIT(o, ",");
+        belt__json_add_str(&o->b, args[i].p, args[i].len);
+    }
+    PUT_LIT(o, "]");
+}
+
 /* Writes the record of r, keys in the documented order (which is the order
- * the jansson object used to be built in). */
-static void put_result(rec *o, const belt_result *r)
+ * the jansson object used to be built in, with run/argv and args added
+ * after seq). */
+static void put_result(rec *o, const belt_result *r, const char *run,
+                       const belt__report_arg *args, size_t nargs)
 {
     const char *id = r->job && r->job->id ? r->job->id : "";
     PUT_LIT(o, "{\"id\":");
     belt__json_add_str(&o->b, id, strlen(id));
     PUT_LIT(o, ",\"seq\":");
     put_int(o, (int64_t)r->seq);
+    put_command(o, r->job, run, args, nargs);
     PUT_LIT(o, ",");
     put_outcome(o, r->status, r->exit_code, r->signal);
     PUT_LIT(o, ",\"attempts\":");
@@ -511,6 +545,14 @@ static void put_result(rec *o, const belt_result *r)
 int belt__report_result_append(char **buf, size_t *len, size_t *cap,
                                const belt_result *r)
 {
+    return belt__report_result_append_args(buf, len, cap, r, NULL, NULL, 0);
+}
+
+int belt__report_result_append_args(char **buf, size_t *len, size_t *cap,
+                                    const belt_result *r, const char *run,
+                                    const belt__report_arg *args,
+                                    size_t nargs)
+{
     /* About 280 bytes of keys and values, 150 per attempt, plus the
      * output and some escapes: usually one allocation, no copy. */
     size_t est = 320;
@@ -520,9 +562,13 @@ int belt__report_result_append(char **buf, size_t *len, size_t *cap,
         est = add_sat(est, add_sat(r->out_len, r->out_len / 8));
     if (r->err)
         est = add_sat(est, add_sat(r->err_len, r->err_len / 8));
+    if (run || (r->job && r->job->run))
+        est = add_sat(est, strlen(run ? run : r->job->run) + 16);
+    for (size_t i = 0; args && i < nargs; i++)
+        est = add_sat(est, args[i].len + 4);
     rec o = {.b = {.p = *buf, .len = *len, .cap = *cap}};
     if (room(&o, est))
-        put_result(&o, r);
+        put_result(&o, r, run, args, nargs);
     if (!o.b.oom)
         o.b.oom = !room(&o, 1);
     /* The buffer may have moved even when it then ran out. */
@@ -540,9 +586,17 @@ int belt__report_result_append(char **buf, size_t *len, size_t *cap,
 
 char *belt__report_result_line(const belt_result *r, size_t *len)
 {
+    return belt__report_result_line_args(r, NULL, NULL, 0, len);
+}
+
+char *belt__report_result_line_args(const belt_result *r, const char *run,
+                                    const belt__report_arg *args,
+                                    size_t nargs, size_t *len)
+{
     char *buf = NULL;
     size_t n = 0, cap = 0;
-    if (belt__report_result_append(&buf, &n, &cap, r) != 0) {
+    if (belt__report_result_append_args(&buf, &n, &cap, r, run, args,
+                                        nargs) != 0) {
         free(buf);
         return NULL;
     }
@@ -650,15 +704,26 @@ int belt__joblog_header(FILE *f)
 int belt__joblog_line(FILE *f, const belt_result *r, const char *command,
                       uint64_t receive_bytes)
 {
+    return belt__joblog_line_seq(f, r, r->seq + 1, command, receive_bytes);
+}
+
+int belt__joblog_line_seq(FILE *f, const belt_result *r, uint64_t seq,
+                          const char *command, uint64_t receive_bytes)
+{
     int64_t start = r->started_ns > 0 ? r->started_ns : r->queued_ns;
     int64_t runtime = r->ended_ns > r->started_ns && r->started_ns > 0
                           ? r->ended_ns - r->started_ns
                           : r->duration_ns;
+    /* parallel's Exitval is $? >> 8: 0 for a job a signal killed, -1 when
+     * parallel itself killed it (timeout, interrupt). */
+    int exitval = r->exit_code;
+    if (exitval < 0 && r->signal > 0 && r->status == BELT_JOB_FAILED)
+        exitval = 0;
     if (fprintf(f, "%" PRIu64 "\t:\t%" PRId64 ".%03d\t%10.3f\t0\t%" PRIu64
                    "\t%d\t%d\t",
-                r->seq + 1, start / 1000000000,
+                seq, start / 1000000000,
                 (int)(start % 1000000000 / 1000000), (double)runtime / 1e9,
-                receive_bytes, r->exit_code, r->signal) < 0)
+                receive_bytes, exitval, r->signal) < 0)
         return -1;
     for (const char *c = command ? command : "-"; *c; c++)
         if (putc(*c == '\n' ? '\0' : *c, f) == EOF)

@@ -18,9 +18,17 @@
 
 /* ---- JSON Lines ------------------------------------------------------- */
 
+/* One input argument of a command-mode job (`belt run CMD ::: ARGS`):
+ * len bytes at p, not NUL-terminated. */
+typedef struct belt__report_arg {
+    const char *p;
+    size_t len;
+} belt__report_arg;
+
 /* Serialises r as one compact JSON object followed by '\n' (keys: id, seq,
- * status, exit_code, signal, attempts, worker, queued, started, ended,
- * duration_ms, stdout, stderr, [stdout_path, stderr_path,
+ * run or argv (what the job ran; none for built-in kinds), args (only when
+ * given: the input arguments of a command-mode job), status, exit_code,
+ * signal, attempts, worker, queued, started, ended, duration_ms, stdout, stderr, [stdout_path, stderr_path,
  * stdout_truncated, stderr_truncated,] error, attempt_log).  r->job must be
  * valid (its id is read).  Bytes that are not UTF-8 become U+FFFD; NUL bytes
  * are kept (as \u0000).  Returns a malloc'd string the caller frees and its
@@ -36,6 +44,18 @@ char *belt__report_result_line(const belt_result *r, size_t *len);
  * free. */
 int belt__report_result_append(char **buf, size_t *len, size_t *cap,
                                const belt_result *r);
+
+/* The same two with "run" given (NULL: the job's run or argv; a command's
+ * jobs may run through another shell or directly, and the record shows the
+ * command as written) and the job's input arguments args[0..nargs) in an
+ * "args" array (args NULL: no "args" key). */
+int belt__report_result_append_args(char **buf, size_t *len, size_t *cap,
+                                    const belt_result *r, const char *run,
+                                    const belt__report_arg *args,
+                                    size_t nargs);
+char *belt__report_result_line_args(const belt_result *r, const char *run,
+                                    const belt__report_arg *args,
+                                    size_t nargs, size_t *len);
 
 /* Serialises a job (for --dry-run) the same way: seq, id, kind, run or argv,
  * env, cwd, stdin, duration_ms, timeout_ms, retries, output.  Returns a
@@ -61,11 +81,18 @@ int belt__joblog_header(FILE *f);
 
 /* Writes one job-log line for r (Seq is r->seq + 1, Host ":", Starttime in
  * epoch seconds with 3 decimals, JobRuntime "%10.3f" seconds, Send 0,
- * Receive = bytes of stdout, Exitval (-1 when the job did not exit), Signal,
- * Command with newlines written as NUL, as parallel does) and flushes it.
- * `command` may be NULL (then "-").  Returns 0, or -1 with errno set. */
+ * Receive = bytes of stdout, Exitval as parallel's: the exit code, 0 when
+ * a signal killed the job, -1 when belt did (timeout, cancel) or it never
+ * exited; Signal; Command with newlines written as NUL, as parallel does)
+ * and flushes it.  `command` may be NULL (then "-").  Returns 0, or -1
+ * with errno set. */
 int belt__joblog_line(FILE *f, const belt_result *r, const char *command,
                       uint64_t receive_bytes);
+
+/* The same with Seq given (command mode: parallel's job number, which
+ * --resume leaves gaps in). */
+int belt__joblog_line_seq(FILE *f, const belt_result *r, uint64_t seq,
+                          const char *command, uint64_t receive_bytes);
 
 /* ---- summary statistics --------------------------------------------- */
 

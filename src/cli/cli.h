@@ -9,7 +9,9 @@
 /* belt bench chan [options]: the channel benchmark matrix (bench_chan.c). */
 int belt__cli_bench_chan(int argc, char **argv);
 
-/* belt run [options] CONFIG | --command CMD: run jobs (run.c, quick.c). */
+/* belt run [options] CONFIG | COMMAND [::: ARGS]...: run the jobs of a
+ * config, or a command per argument as GNU parallel does (run.c, quick.c,
+ * parallel_*.c). */
 int belt__cli_run(int argc, char **argv);
 
 /* belt validate CONFIG...: check configs without running them

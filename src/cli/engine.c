@@ -1,5 +1,5 @@
 /* engine.c: the engine of `belt run`: it feeds a pool and collects its
- * results, for both config mode (run.c) and quick mode (quick.c), which
+ * results, for both config mode (run.c) and command mode (quick.c), which
  * hand it their jobs through a belt__source (run.h).
  *
  * The engine is one thread, the dispatcher, and it owns everything: the
@@ -9,7 +9,7 @@
  *   2. submit ready jobs while fewer than `cap` are in flight (2 per worker,
  *      more with the shared queue, 1 per worker with --halt-on-error: see
  *      in_flight_cap());
- *   3. wait for one result (or a new input line, in quick mode) with a
+ *   3. wait for one result (or a new job from the input, in command mode) with a
  *      timeout that is the time until the progress line is due, take every
  *      other result already there, and write them all.
  *
@@ -28,6 +28,18 @@
  * engine points r->job back at the original, serialises the record, and only
  * then calls belt_sched_done(), which frees the job.
  *
+ * Command mode (quick.c) adds hooks, all called on this thread: prepare()
+ * just before a job is submitted (its job slot, environment, a --timeout
+ * percentage), info() before a result is written (the job log's Seq and
+ * command, the record's arguments, the tag of its output lines), halt()
+ * after done() (GNU parallel's --halt: stop dispatching, or also cancel the
+ * running jobs).  Job output that cannot be written because stdout was
+ * closed stops the run like an interrupt and the engine returns
+ * BELT__EXIT_STDOUT_CLOSED; with --line-buffer, where the workers write to
+ * stdout themselves, the engine notices the same from POLLERR on fd 1.
+ * Every canceled result, whether it was running, queued in the pool or
+ * never handed out, gets the one message "canceled: <why the run stopped>".
+ *
  * Interruption (run_signal.c): the signal thread wakes the engine by sending
  * NULL on the results channel.  The engine then stops dispatching, cancels
  * the scheduler (every job not handed out becomes a "canceled" record),
@@ -37,6 +49,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +80,10 @@ struct engine {
     bool stopping;          /* dispatch no more */
     bool canceled;          /* belt_pool_cancel() called */
     bool failed_io;         /* a results write failed */
-    bool feed_open;         /* quick mode: the feed may bring more */
+    bool feed_open;         /* command mode: the feed may bring more */
     bool want_lines;        /* results file open */
+    bool stdout_closed;     /* job output could not be written: stopped */
+    const char *stop_why;   /* why the run was stopped, or NULL */
 };
 
 /* Stops dispatching; with cancel_running, also cancels the pool. */
@@ -76,6 +91,7 @@ static void engine_stop(struct engine *e, const char *why, bool cancel_running)
 {
     if (!e->stopping) {
         e->stopping = true;
+        e->stop_why = why;
         if (e->src->cancel)
             e->src->cancel(e->src->ctx, why);
     }
@@ -97,14 +113,31 @@ static void engine_take(struct engine *e, belt_result *r, bool from_pool)
         e->in_flight--;
     }
     e->taken++;
+    belt__job_info info = {0};
+    if (e->src->info)
+        e->src->info(e->src->ctx, r, &info);
+    /* One wording for every job the stop caught: running, queued in the
+     * pool, or never handed out. */
+    if (r->status == BELT_JOB_CANCELED && e->stop_why) {
+        size_t n = strlen(e->stop_why) + sizeof "canceled: ";
+        char *msg = malloc(n);
+        if (msg) {
+            snprintf(msg, n, "canceled: %s", e->stop_why);
+            free(r->error);
+            r->error = msg;
+        }
+    }
     bool resumed = e->src->resumed && e->src->resumed(r);
     belt__runstats_add(e->stats, r, resumed);
-    belt__out_joblog(e->out, r);
-
-    belt__pending p = {.seq = r->seq};
-    if (e->want_lines && belt__out_record(e->out, r, resumed, &p) != 0)
+    belt__pending p = {.seq = r->seq, .tag = info.tag, .tag_len = info.tag_len};
+    belt__out_joblog_pending(e->out, r,
+                             info.log_seq ? info.log_seq : r->seq + 1,
+                             info.command, &p);
+    if (e->want_lines &&
+        belt__out_record_args(e->out, r, resumed, info.command, info.args,
+                              info.nargs, &p) != 0)
         e->failed_io = true;
-    if (e->o->command && !e->o->quiet &&
+    if (e->o->command_mode && !e->o->quiet &&
         (r->status == BELT_JOB_ERROR || r->status == BELT_JOB_TIMEOUT) &&
         r->error) {
         belt__progress_clear(&e->progress);
@@ -121,10 +154,33 @@ static void engine_take(struct engine *e, belt_result *r, bool from_pool)
         belt_result_free(r);
     if (belt__out_put(e->out, p) != 0 && !e->failed_io) {
         e->failed_io = true;
-        engine_stop(e, "results could not be written", true);
+        if (belt__out_stdout_closed(e->out)) {
+            e->stdout_closed = true;
+            engine_stop(e, "stdout was closed", true);
+        } else {
+            engine_stop(e, "results could not be written", true);
+        }
     }
     if (bad && e->src->halt_in_engine && e->o->halt_on_error)
         engine_stop(e, "halted after a job did not succeed", false);
+    if (e->src->halt) {
+        int h = e->src->halt(e->src->ctx);
+        if (h > 0)
+            engine_stop(e, "halted (--halt)", h > 1);
+    }
+}
+
+/* --line-buffer: the executor writes to fd 1 itself; a pipe whose reader
+ * went away shows as POLLERR on its write end. */
+static void engine_watch_stdout(struct engine *e)
+{
+    if (!e->src->watch_stdout || e->stdout_closed)
+        return;
+    struct pollfd pf = {.fd = STDOUT_FILENO, .events = 0};
+    if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR)) {
+        e->stdout_closed = true;
+        engine_stop(e, "stdout was closed", true);
+    }
 }
 
 /* Submits one job (a copy with the CLI's overrides). */
@@ -143,8 +199,13 @@ static void engine_submit(struct engine *e, const belt_job *job)
     s->orig = job;
     if (e->o->have_timeout)
         s->copy.timeout_ns = e->o->timeout_ns;
-    if (e->o->have_retries)
+    if (e->o->have_retries) {
         s->copy.retries = e->o->retries;
+        if (e->o->command_mode)
+            s->copy.retry_delay_ns = e->o->retry_delay_ns;
+    }
+    if (e->src->prepare)
+        e->src->prepare(e->src->ctx, job, &s->copy);
     e->in_flight++;
     e->submitted++;
     int rc = belt_pool_submit(e->pool, &s->copy);
@@ -178,9 +239,12 @@ static void engine_submit(struct engine *e, const belt_job *job)
  *     already handed out, when another one fails. */
 #define SHARED_WINDOW 64
 
-static uint64_t in_flight_cap(const belt__run_opts *o)
+static uint64_t in_flight_cap(const belt__run_opts *o,
+                              const belt__source *src)
 {
     uint64_t w = o->workers;
+    if (src->max_in_flight)
+        return src->max_in_flight;
     if (o->halt_on_error)
         return w;
     if (o->policy == NULL || strcmp(o->policy, "shared") == 0)
@@ -230,8 +294,10 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
     e.feed_open = src->feed != NULL;
     int status = 0;
     int64_t t0 = belt__now_mono();
-    belt__progress_init(&e.progress, !o->quiet && isatty(STDERR_FILENO),
-                        src->total, t0);
+    bool show = !o->quiet && (o->progress > 0 ||
+                              (o->progress == 0 && isatty(STDERR_FILENO)));
+    belt__progress_init(&e.progress, show, src->total, t0);
+    e.progress.bar = o->command_mode && o->cmd.bar;
 
     const char *results_path = o->results_path;
     if (results_path == NULL && o->config_path)
@@ -251,7 +317,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
         return 1;
     }
 
-    uint64_t cap = in_flight_cap(o);
+    uint64_t cap = in_flight_cap(o, src);
     belt_pool_options po;
     belt_pool_options_init(&po);
     po.workers = o->workers;
@@ -345,6 +411,7 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
         /* Take everything else that is already there. */
         while (belt_chan_try_recv(e.results, &r) == BELT_OK)
             engine_received(&e, r);
+        engine_watch_stdout(&e);
         /* In flight = running + queued; at most `workers` run. */
         belt__progress_draw(&e.progress, e.stats,
                             e.in_flight < o->workers ? e.in_flight
@@ -376,14 +443,19 @@ int belt__run_engine(const belt__run_opts *o, belt__source *src)
 
     if (belt__out_close(e.out) != 0)
         e.failed_io = true;
+    src->io_failed = e.failed_io;
     belt__progress_clear(&e.progress);
-    bool summary = !o->quiet && (o->config_path || isatty(STDERR_FILENO));
+    bool summary = !o->quiet && (o->command_mode
+                                     ? o->progress > 0
+                                     : o->config_path || isatty(STDERR_FILENO));
     if (summary)
         belt__runstats_summary(e.stats, stderr, wall, busy, nw);
     free(busy);
 
     if (signo)
         status = 128 + signo;
+    else if (e.stdout_closed)
+        status = BELT__EXIT_STDOUT_CLOSED;
     else if (status == 0 &&
              (e.failed_io || belt__runstats_unsuccessful(e.stats) > 0))
         status = 1;

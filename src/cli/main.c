@@ -3,7 +3,8 @@
  * belt is one program with subcommands, git-style:
  *
  *   belt run jobs.json         run the jobs of a config (or a pipeline
- *                              config) on a worker pool; quick mode too
+ *                              config) on a worker pool, or a command per
+ *                              argument as GNU parallel runs it
  *   belt validate jobs.json    check a config, report the first error
  *   belt experiment exp.json   a load-balancing experiment
  *   belt worker --broker URL   serve jobs from a Redis broker
@@ -41,8 +42,9 @@ struct belt__cli_cmd {
 };
 
 static const struct belt__cli_cmd commands[] = {
-    { NULL, "run", "<jobs.json>",
-      "run the jobs of a config on a worker pool", belt__cli_run },
+    { NULL, "run", "<jobs.json> | <cmd>...",
+      "run a config's jobs, or a command per argument as GNU parallel does",
+      belt__cli_run },
     { NULL, "validate", "<jobs.json>",
       "check a config and report the first error", belt__cli_validate },
     { NULL, "experiment", "<exp.json>",

@@ -54,7 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "belt/chan.h"
@@ -186,45 +185,6 @@ static int pl_parse(int argc, char **argv, pl_opts *o)
     }
     o->config_path = argv[optind];
     return -1;
-}
-
-/* Options of `belt run` (run.c) whose value is the next argument: their
- * values (a results or resume file, say) are never the config. */
-static bool takes_value(const char *a)
-{
-    static const char *const opts[] = {
-        "-j", "--workers", "--policy", "--results", "--resume", "--joblog",
-        "--timeout", "--retries", "-a", "--arg-file", "--dead-letter", NULL,
-    };
-    for (size_t i = 0; opts[i]; i++)
-        if (strcmp(a, opts[i]) == 0)
-            return true;
-    return false;
-}
-
-/* No pipeline config is this large; a bigger file is not read through. */
-#define PL_MAX_CONFIG_BYTES ((off_t)16 << 20)
-
-bool belt__cli_pipeline_requested(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--command") == 0 || strncmp(a, "--command=", 10) == 0)
-            return false; /* quick mode */
-        if (strcmp(a, "--") == 0)
-            continue;
-        if (a[0] == '-') {
-            if (takes_value(a))
-                i++;
-            continue;
-        }
-        struct stat st;
-        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_size <= PL_MAX_CONFIG_BYTES &&
-            belt__pipeline_is_config_file(a))
-            return true;
-    }
-    return false;
 }
 
 /* --dead-letter FILE: the same check the loader makes of the config's

@@ -18,6 +18,14 @@
  * Rate and ETA: the rate is jobs done per second since the start; the ETA
  * is what remains at that rate (shown only when the total is known and at
  * least one job is done).
+ *
+ * With --bar (a command; the total is known, since --bar makes every job
+ * first) the line starts with a bar of the done share:
+ *
+ *   belt: [########............]  41% 412/1000 done, 4 running, ...
+ *
+ * For a command the line is drawn on stderr whether or not it is a
+ * terminal when --bar, --eta or --progress asks for it, as parallel does.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,7 +78,17 @@ void belt__progress_draw(belt__progress *p, const belt__runstats *st,
 
     char line[256], eta[48] = "";
     int n;
-    if (p->total)
+    if (p->bar && p->total) {
+        enum { W = 20 };
+        char bar[W + 1];
+        unsigned fill = (unsigned)(done * W / p->total);
+        for (unsigned i = 0; i < W; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[W] = '\0';
+        n = snprintf(line, sizeof line, "belt: [%s] %3u%% %" PRIu64 "/%" PRIu64
+                     " done", bar, (unsigned)(done * 100 / p->total), done,
+                     p->total);
+    } else if (p->total)
         n = snprintf(line, sizeof line, "belt: %" PRIu64 "/%" PRIu64 " done",
                      done, p->total);
     else

@@ -21,13 +21,25 @@
  * serialised line; quick mode, the result itself with its spooled output
  * (two open fds), which is why quick mode bounds the buffer (run.c).
  *
- * The job log (--joblog) is GNU parallel's format (app/report.c), written in
- * completion order as parallel does, one flushed line per job that ran.
+ * The job log (--joblog) is GNU parallel's format (app/report.c), one
+ * flushed line per job that ran, written as parallel writes it: in
+ * completion order, or with -k in job order, together with the job's
+ * output and result line.
  *
- * Grouped output (quick mode): each job's stdout, then its stderr, copied
+ * Grouped output (command mode): each job's stdout, then its stderr, copied
  * from the executor's spool files to fd 1 and 2 as one block each.  Only the
  * engine thread writes to fds 1 and 2, so two jobs' blocks never interleave.
- * The progress line is erased before anything is written to the terminal.
+ * With --tag/--tagstring every line starts with the job's tag, inserted as
+ * parallel's print_normal inserts it (after every \r or \n that more output
+ * follows).  A write to stdout that fails (EPIPE: the reader went away, as
+ * in `belt run ... | head -2`) marks stdout closed and the engine stops the
+ * run.  The progress line is erased before anything is written to the
+ * terminal.
+ *
+ * The default results file (belt-results.jsonl, config mode) of an earlier
+ * run is never overwritten: it is renamed to belt-results.jsonl.1 (the
+ * first free number), and stderr says so.  A --results FILE the user names
+ * is theirs to overwrite, as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,11 +64,42 @@ struct belt__out {
     bool keep_order;
     char *buf;               /* lines not yet written (belt__out_write_lines) */
     size_t blen, bcap;
+    bool stdout_closed;      /* copying a job's output to fd 1 failed */
     uint64_t next_seq;       /* keep-order: the next seq to write */
     belt__pending *heap;     /* keep-order: min-heap on seq */
     size_t n, cap;
     belt__progress *progress;
 };
+
+/* The default results file of an earlier run is never overwritten: it is
+ * renamed to the first free "NAME.1", "NAME.2", ..., and stderr says so.
+ * Returns 0, or -1 after printing why. */
+static int keep_earlier(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (st.st_size == 0)
+        return 0; /* nothing to lose */
+    char to[4096];
+    for (unsigned n = 1; n < 100000; n++) {
+        snprintf(to, sizeof to, "%s.%u", path, n);
+        if (access(to, F_OK) == 0)
+            continue;
+        if (rename(path, to) != 0) {
+            fprintf(stderr, "belt run: cannot keep the earlier results %s "
+                    "as %s: %s (give --results FILE)\n", path, to,
+                    strerror(errno));
+            return -1;
+        }
+        fprintf(stderr, "belt run: kept the results of the earlier run as "
+                "%s\n", to);
+        return 0;
+    }
+    fprintf(stderr, "belt run: %s.1 to .99999 all exist: give --results "
+            "FILE\n", path);
+    return -1;
+}
 
 static bool same_file(const char *a, const char *b)
 {
@@ -83,6 +126,11 @@ int belt__out_open(belt__out **out, const belt__run_opts *o,
     } else if (results_path) {
         w->appending = o->resume_path && same_file(results_path,
                                                    o->resume_path);
+        if (!w->appending && o->results_default &&
+            keep_earlier(results_path) != 0) {
+            free(w);
+            return -1;
+        }
         w->res_fd = open(results_path,
                          O_WRONLY | O_CREAT | O_CLOEXEC |
                              (w->appending ? O_APPEND : O_TRUNC),
@@ -100,7 +148,8 @@ int belt__out_open(belt__out **out, const belt__run_opts *o,
         w->joblog_name = o->joblog_path;
         w->joblog = strcmp(o->joblog_path, "-") == 0
                         ? stdout
-                        : fopen(o->joblog_path, "we");
+                        : fopen(o->joblog_path, o->joblog_append ? "ae"
+                                                                 : "we");
         if (w->joblog == NULL) {
             fprintf(stderr, "belt run: cannot open job log %s: %s\n",
                     o->joblog_path, strerror(errno));
@@ -109,7 +158,12 @@ int belt__out_open(belt__out **out, const belt__run_opts *o,
             free(w);
             return -1;
         }
-        if (belt__joblog_header(w->joblog) != 0)
+        /* Appending (--resume, --joblog +FILE): a header only in a new
+         * file, as parallel writes it. */
+        bool fresh = !o->joblog_append || w->joblog == stdout ||
+                     (fseeko(w->joblog, 0, SEEK_END) == 0 &&
+                      ftello(w->joblog) == 0);
+        if (fresh && belt__joblog_header(w->joblog) != 0)
             w->joblog_failed = true;
     }
     *out = w;
@@ -124,9 +178,16 @@ bool belt__out_appends(const belt__out *w)
 int belt__out_record(belt__out *w, const belt_result *r, bool resumed,
                      belt__pending *p)
 {
+    return belt__out_record_args(w, r, resumed, NULL, NULL, 0, p);
+}
+
+int belt__out_record_args(belt__out *w, const belt_result *r, bool resumed,
+                          const char *run, const belt__report_arg *args,
+                          size_t nargs, belt__pending *p)
+{
     if (p->line != NULL || (resumed && w->appending))
         return 0;
-    p->line = belt__report_result_line(r, &p->len);
+    p->line = belt__report_result_line_args(r, run, args, nargs, &p->len);
     if (p->line != NULL)
         return 0;
     belt__progress_clear(w->progress);
@@ -162,6 +223,8 @@ int belt__out_write_lines(belt__out *w)
     return rc;
 }
 
+static void joblog_failed(belt__out *w);
+
 /* Writes p (into the buffer, or now) and frees what it holds. */
 static int emit(belt__out *w, belt__pending *p)
 {
@@ -181,14 +244,28 @@ static int emit(belt__out *w, belt__pending *p)
     }
     free(p->line);
     p->line = NULL;
+    if (p->log_line) {
+        if (w->joblog && !w->joblog_failed &&
+            (fwrite(p->log_line, 1, p->log_len, w->joblog) != p->log_len ||
+             fflush(w->joblog) != 0))
+            joblog_failed(w);
+        free(p->log_line);
+        p->log_line = NULL;
+    }
     if (p->r) {
         /* Grouped output may go to the same fd: the lines before it first. */
         rc |= belt__out_write_lines(w);
         belt__progress_clear(w->progress);
-        belt__copy_group_output(p->r);
+        if (!w->stdout_closed &&
+            belt__copy_group_output(p->r, p->tag, p->tag_len) != 0) {
+            w->stdout_closed = true;
+            rc = -1;
+        }
         belt_result_free(p->r);
         p->r = NULL;
     }
+    free(p->tag);
+    p->tag = NULL;
     return rc;
 }
 
@@ -258,22 +335,73 @@ size_t belt__out_held(const belt__out *w)
     return w->n;
 }
 
+bool belt__out_stdout_closed(const belt__out *w)
+{
+    return w != NULL && w->stdout_closed;
+}
+
 void belt__out_joblog(belt__out *w, const belt_result *r)
 {
-    if (w->joblog == NULL || w->joblog_failed || r->attempts == 0)
-        return;
+    belt__out_joblog_seq(w, r, r->seq + 1, NULL);
+}
+
+/* Writes r's job-log line to f.  0, or -1 with errno set. */
+static int joblog_to(FILE *f, const belt_result *r, uint64_t seq,
+                     const char *command)
+{
     uint64_t receive = r->out_len;
     struct stat st;
     if (r->out_fd >= 0 && fstat(r->out_fd, &st) == 0)
         receive = (uint64_t)st.st_size;
-    char *cmd = r->job ? belt__job_command(r->job) : NULL;
-    if (belt__joblog_line(w->joblog, r, cmd, receive) != 0) {
-        belt__progress_clear(w->progress);
-        fprintf(stderr, "belt run: writing job log %s: %s\n", w->joblog_name,
-                strerror(errno));
-        w->joblog_failed = true;
-    }
+    char *cmd = command ? NULL : r->job ? belt__job_command(r->job) : NULL;
+    int rc = belt__joblog_line_seq(f, r, seq, command ? command : cmd,
+                                   receive);
     free(cmd);
+    return rc;
+}
+
+static void joblog_failed(belt__out *w)
+{
+    belt__progress_clear(w->progress);
+    fprintf(stderr, "belt run: writing job log %s: %s\n", w->joblog_name,
+            strerror(errno));
+    w->joblog_failed = true;
+}
+
+void belt__out_joblog_seq(belt__out *w, const belt_result *r, uint64_t seq,
+                          const char *command)
+{
+    if (w->joblog == NULL || w->joblog_failed || r->attempts == 0)
+        return;
+    if (joblog_to(w->joblog, r, seq, command) != 0)
+        joblog_failed(w);
+}
+
+void belt__out_joblog_pending(belt__out *w, const belt_result *r,
+                              uint64_t seq, const char *command,
+                              belt__pending *p)
+{
+    if (!w->keep_order) {
+        belt__out_joblog_seq(w, r, seq, command);
+        return;
+    }
+    if (w->joblog == NULL || w->joblog_failed || r->attempts == 0)
+        return;
+    /* -k: the line waits with the job's output, as parallel writes its
+     * job log when it prints a job. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (m == NULL || joblog_to(m, r, seq, command) != 0) {
+        if (m)
+            fclose(m);
+        free(text);
+        joblog_failed(w);
+        return;
+    }
+    fclose(m);
+    p->log_line = text;
+    p->log_len = len;
 }
 
 int belt__out_close(belt__out *w)
@@ -311,31 +439,88 @@ int belt__out_close(belt__out *w)
     return rc;
 }
 
-/* Copies everything from fd (from offset 0) to out. */
-static void copy_fd(int fd, int out)
+void belt__add_tagged(belt__buf *b, const char *p, size_t n, const char *tag,
+                      size_t tl, bool *at_start)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (*at_start) {
+            belt__buf_add(b, tag, tl);
+            *at_start = false;
+        }
+        size_t j = i;
+        while (j < n && p[j] != '\n' && p[j] != '\r')
+            j++;
+        if (j < n) {
+            j++; /* the line break; the tag goes before what follows it */
+            *at_start = true;
+        }
+        belt__buf_add(b, p + i, j - i);
+        i = j;
+    }
+}
+
+/* Writes n bytes at p to out, tagged (belt__add_tagged).  Returns 0 or -1
+ * (errno). */
+static int put_tagged(int out, const char *p, size_t n, const char *tag,
+                      size_t tl, bool *at_start)
+{
+    belt__buf b = {0};
+    belt__add_tagged(&b, p, n, tag, tl, at_start);
+    int rc = 0;
+    if (b.oom) {
+        errno = ENOMEM;
+        rc = -1;
+    } else if (b.len > 0 &&
+               belt__write_full(out, b.p, b.len, -1) != BELT_OK) {
+        rc = -1;
+    }
+    belt__buf_free(&b);
+    return rc;
+}
+
+/* Copies everything from fd (from offset 0) to out, tagged when tag is
+ * not NULL.  Returns 0, or -1 when writing to out failed (errno). */
+static int copy_fd(int fd, int out, const char *tag, size_t tl)
 {
     char buf[65536];
     off_t off = 0;
+    bool at_start = true;
     for (;;) {
         ssize_t n = pread(fd, buf, sizeof buf, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break;
+            return 0;
         off += n;
-        if (belt__write_full(out, buf, (size_t)n, -1) != BELT_OK)
-            break; /* the reader went away; nothing better to do */
+        int rc = tag ? put_tagged(out, buf, (size_t)n, tag, tl, &at_start)
+                     : (belt__write_full(out, buf, (size_t)n, -1) == BELT_OK
+                            ? 0 : -1);
+        if (rc != 0)
+            return -1;
     }
 }
 
-void belt__copy_group_output(belt_result *r)
+static int copy_mem(const char *p, size_t n, int out, const char *tag,
+                    size_t tl)
 {
+    bool at_start = true;
+    if (tag)
+        return put_tagged(out, p, n, tag, tl, &at_start);
+    return belt__write_full(out, p, n, -1) == BELT_OK ? 0 : -1;
+}
+
+int belt__copy_group_output(belt_result *r, const char *tag, size_t tag_len)
+{
+    int rc = 0;
     if (r->out_fd >= 0)
-        copy_fd(r->out_fd, STDOUT_FILENO);
+        rc = copy_fd(r->out_fd, STDOUT_FILENO, tag, tag_len);
     else if (r->out && r->out_len)
-        belt__write_full(STDOUT_FILENO, r->out, r->out_len, -1);
+        rc = copy_mem(r->out, r->out_len, STDOUT_FILENO, tag, tag_len);
+    /* stderr: a reader that went away there is nothing to stop for */
     if (r->err_fd >= 0)
-        copy_fd(r->err_fd, STDERR_FILENO);
+        (void)copy_fd(r->err_fd, STDERR_FILENO, tag, tag_len);
     else if (r->err && r->err_len)
-        belt__write_full(STDERR_FILENO, r->err, r->err_len, -1);
+        (void)copy_mem(r->err, r->err_len, STDERR_FILENO, tag, tag_len);
+    return rc;
 }

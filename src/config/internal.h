@@ -85,6 +85,11 @@ typedef struct belt__dep {
 
 struct belt_config {
     char *source;
+    char *dir;                /* the config file's folder when it has one
+                               * ("configs" for configs/x.json), or NULL:
+                               * relative cwd, stdin and output_dir values
+                               * (after substitution) and "results" are
+                               * taken from there */
     int workers;              /* -1 unset, 0 all CPUs, else the count */
     int workers_percent;      /* > 0: "workers" was this percentage */
     char *policy, *results;

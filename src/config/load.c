@@ -35,6 +35,7 @@
 #include "exec/exec.h"
 #include "pool/policy.h"
 #include "util/cpu.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -78,7 +79,7 @@ static const belt__alias aliases[] = {
     { "sleep", "duration" },   { "type", "kind" },
 };
 
-#define MAX_RETRIES 100
+#define MAX_RETRIES BELT_CONFIG_MAX_RETRIES
 #define MAX_OUTPUT_LIMIT ((uint64_t)1 << 40)
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -552,40 +553,97 @@ static bool has_control(const char *s)
     return false;
 }
 
-/* Checks the placeholders of t's id against its matrix. */
-static int check_id(belt__lctx *c, const belt__jpath *jp, belt__tpl *t)
+/* Finds the first "{name}" placeholder of str that names no matrix key of
+ * t and fails with a hint at p.  shell: str is shell text or a path, where
+ * "${name}" is the shell's and is left alone.  BELT_OK when there is none. */
+static int check_placeholders(belt__lctx *c, const belt__jpath *p,
+                              const belt__tpl *t, const char *str, bool shell)
 {
-    belt__jpath p = belt__jp_key(jp, "id");
-    for (const char *s = t->id; *s != '\0'; s++) {
+    for (const char *s = str; *s != '\0'; s++) {
         if ((s[0] == '{' || s[0] == '}') && s[1] == s[0]) {
             s++;
             continue;
         }
         size_t n = s[0] == '{' ? belt__placeholder_len(s) : 0;
-        if (n == 0 || belt__key_index(t, s + 1, n) >= 0) {
+        if (n == 0 || belt__key_index(t, s + 1, n) >= 0 ||
+            (shell && s > str && s[-1] == '$')) {
             s += n > 0 ? n + 1 : 0;
             continue;
         }
         char name[80];
         snprintf(name, sizeof name, "%.*s", (int)(n < 64 ? n : 64), s + 1);
         if (t->nkeys == 0)
-            return belt__fail(c, &p, false,
+            return belt__fail(c, p, false,
                               "unknown placeholder {%s}: the job has no matrix (write {{ and }} for literal braces)",
                               name);
         const char *hint = belt__suggest(name, (const char *const *)t->keys);
         if (hint != NULL)
-            return belt__fail(c, &p, false,
-                              "unknown placeholder {%s} (did you mean {%s}?)",
-                              name, hint);
+            return belt__fail(c, p, false,
+                              "unknown placeholder {%s} (did you mean {%s}?%s)",
+                              name, hint,
+                              shell ? "; write {{ and }} for literal braces"
+                                    : "");
         belt__buf keys = { 0 };
         for (unsigned k = 0; k < t->nkeys; k++)
             belt__buf_addf(&keys, "%s{%s}", k ? ", " : "", t->keys[k]);
-        int rc = belt__fail(c, &p, false,
-                            "unknown placeholder {%s} (matrix names: %s)", name,
-                            belt__buf_str(&keys));
+        int rc = belt__fail(c, p, false,
+                            "unknown placeholder {%s} (matrix names: %s%s)",
+                            name, belt__buf_str(&keys),
+                            shell ? "; write {{ and }} for literal braces"
+                                  : "");
         belt__buf_free(&keys);
         return rc;
     }
+    return BELT_OK;
+}
+
+/* In a matrix job, "{name}" in run, argv, env values, cwd, stdin and
+ * output_dir must name a matrix key (a typo would otherwise run with the
+ * braces in it). */
+static int check_matrix_use(belt__lctx *c, const belt__jpath *jp,
+                            const belt__tpl *t)
+{
+    if (t->nkeys == 0)
+        return BELT_OK;
+    int rc;
+    belt__jpath p;
+    if (t->run != NULL) {
+        p = belt__jp_key(jp, "run");
+        if ((rc = check_placeholders(c, &p, t, t->run, true)) != BELT_OK)
+            return rc;
+    }
+    belt__jpath a = belt__jp_key(jp, "argv");
+    for (size_t k = 0; k < t->argc; k++) {
+        p = belt__jp_idx(&a, k);
+        if ((rc = check_placeholders(c, &p, t, t->argv[k], true)) != BELT_OK)
+            return rc;
+    }
+    belt__jpath e = belt__jp_key(jp, "env");
+    for (size_t k = 0; k < t->nenv; k++) {
+        p = belt__jp_key(&e, t->env_names[k]);
+        if ((rc = check_placeholders(c, &p, t, t->env_vals[k], true)) !=
+            BELT_OK)
+            return rc;
+    }
+    const char *strs[3] = { t->cwd, t->stdin_path, t->output_dir };
+    const char *keys[3] = { "cwd", "stdin", "output_dir" };
+    for (int k = 0; k < 3; k++) {
+        if (strs[k] == NULL)
+            continue;
+        p = belt__jp_key(jp, keys[k]);
+        if ((rc = check_placeholders(c, &p, t, strs[k], true)) != BELT_OK)
+            return rc;
+    }
+    return BELT_OK;
+}
+
+/* Checks the placeholders of t's id against its matrix. */
+static int check_id(belt__lctx *c, const belt__jpath *jp, belt__tpl *t)
+{
+    belt__jpath p = belt__jp_key(jp, "id");
+    int rc = check_placeholders(c, &p, t, t->id, false);
+    if (rc != BELT_OK)
+        return rc;
     uint64_t used = belt__keys_used(t->id, t);
     for (unsigned k = 0; k < t->nkeys; k++)
         if (t->nvals[k] > 1 && !(used & ((uint64_t)1 << k)))
@@ -760,6 +818,8 @@ static int parse_job(belt__lctx *c, json_t *job, size_t i,
     }
     if (t->id != NULL && (rc = check_id(c, &p, t)) != BELT_OK)
         return rc;
+    if ((rc = check_matrix_use(c, &p, t)) != BELT_OK)
+        return rc;
     if ((t->id_prefix = id_prefix(t)) == NULL)
         return belt__fail_oom(c->err);
     return BELT_OK;
@@ -817,6 +877,15 @@ static int parse_root(belt__lctx *c, json_t *root)
                           belt__jtype(root));
     const char *key;
     json_t *v;
+    /* The keys only an experiment config has: say what it is. */
+    if (json_object_get(root, "arrival") != NULL ||
+        json_object_get(root, "service") != NULL)
+        return belt__fail(c, NULL, false,
+                          "this is an experiment config (it has \"%s\"), not "
+                          "a job config: run it with 'belt experiment %s'",
+                          json_object_get(root, "arrival") ? "arrival"
+                                                           : "service",
+                          c->err->source);
     json_object_foreach(root, key, v)
         if (!belt__in_list(key, top_keys))
             return unknown_key(c, NULL, key, top_keys);
@@ -930,9 +999,10 @@ static int duplicate(belt__lctx *c, json_t *root, uint64_t dup, uint64_t orig)
     return rc;
 }
 
-/* Loads from text[0..len) (NUL-terminated at len). */
+/* Loads from text[0..len) (NUL-terminated at len).  dir: the folder that
+ * relative paths are taken from, or NULL. */
 static belt_config *load_buf(const char *text, size_t len, const char *source,
-                             belt_config_error *err)
+                             const char *dir, belt_config_error *err)
 {
     belt_config_error scratch;
     if (err == NULL)
@@ -946,7 +1016,8 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
     }
     cfg->workers = -1;
     belt__lctx c = { text, len, err, cfg };
-    if ((cfg->source = strdup(source)) == NULL) {
+    if ((cfg->source = strdup(source)) == NULL ||
+        (dir != NULL && (cfg->dir = strdup(dir)) == NULL)) {
         belt__fail_oom(c.err);
         belt_config_free(cfg);
         return NULL;
@@ -973,6 +1044,11 @@ static belt_config *load_buf(const char *text, size_t len, const char *source,
         }
     }
     json_decref(root);
+    /* "results" is the config folder's too ("-" is stdout) */
+    if (rc == BELT_OK && cfg->results != NULL &&
+        strcmp(cfg->results, "-") != 0 &&
+        belt__path_resolve(&cfg->results, cfg->dir) != BELT_OK)
+        rc = belt__fail_oom(c.err);
     if (rc != BELT_OK) {
         belt_config_free(cfg);
         return NULL;
@@ -985,7 +1061,7 @@ belt_config *belt_config_load_string(const char *json, const char *source,
 {
     if (belt__config_string(json, &source, err) != BELT_OK)
         return NULL;
-    return load_buf(json, strlen(json), source, err);
+    return load_buf(json, strlen(json), source, NULL, err);
 }
 
 belt_config *belt_config_load(const char *path, belt_config_error *err)
@@ -994,7 +1070,16 @@ belt_config *belt_config_load(const char *path, belt_config_error *err)
     belt__buf b = { 0 };
     if (belt__config_read(path, &b, err ? err : &scratch) != BELT_OK)
         return NULL;
-    belt_config *cfg = load_buf(b.p != NULL ? b.p : "", b.len, path, err);
+    /* The folder of path, or none for a bare name (the cwd already). */
+    char *dir;
+    if (belt__path_dir(path, &dir) != BELT_OK) {
+        belt__buf_free(&b);
+        if (err)
+            belt__fail_oom(err);
+        return NULL;
+    }
+    belt_config *cfg = load_buf(b.p != NULL ? b.p : "", b.len, path, dir, err);
+    free(dir);
     belt__buf_free(&b);
     return cfg;
 }
@@ -1003,6 +1088,7 @@ void belt_config_free(belt_config *cfg)
 {
     if (cfg == NULL)
         return;
+    free(cfg->dir);
     for (size_t i = 0; i < cfg->ntpl; i++)
         tpl_free(&cfg->tpl[i]);
     free(cfg->tpl);

@@ -23,6 +23,7 @@
  * candidate's id, so the index is exact.
  */
 #include "config/internal.h"
+#include "util/path.h"
 
 #include "belt/error.h"
 
@@ -238,7 +239,11 @@ belt__jobnode *belt__job_build(const belt_config *cfg, uint64_t seq)
     const char *opt[3] = { t->cwd, t->stdin_path, t->output_dir };
     for (int i = 0; i < 3; i++) {
         if (opt[i] != NULL) {
+            /* Relative paths are the config folder's (belt.json(5)); the
+             * test is on the substituted path: "{f}" may become "/x". */
+            size_t start = b.len;
             belt__subst(&b, opt[i], t, digits);
+            belt__path_resolve_buf(&b, start, cfg->dir);
             belt__buf_addc(&b, '\0');
         }
     }

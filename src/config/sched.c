@@ -496,8 +496,13 @@ static const char *ok_id(json_t *o)
 }
 
 /* Marks the jobs the resume file says are ok.  BELT_OK, BELT_ESYS (errno
- * kept) or BELT_ENOMEM. */
-static int read_resume(belt_sched *s, const char *path)
+ * kept), BELT_ENOMEM, or BELT_EINVAL with *bad_line set: a line that is
+ * not a result record (a JSON object with string "id" and "status"), so a
+ * file that is not belt's results (a job log, a config) is never taken as
+ * "nothing done yet".  A last line without its newline that does not parse
+ * is the trace of an interrupted write and is ignored; a missing file means
+ * nothing was done. */
+static int read_resume(belt_sched *s, const char *path, uint64_t *bad_line)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -511,10 +516,26 @@ static int read_resume(belt_sched *s, const char *path)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    uint64_t lineno = 0;
     errno = 0;
     while ((n = getline(&line, &cap, f)) > 0) {
-        json_t *o = json_loadb(line, (size_t)n, 0, NULL);
-        const char *id = o != NULL ? ok_id(o) : NULL;
+        lineno++;
+        size_t len = (size_t)n;
+        bool whole = line[len - 1] == '\n';
+        if (len == 1 && whole)
+            continue; /* an empty line */
+        json_t *o = json_loadb(line, len, 0, NULL);
+        if (o == NULL || !json_is_object(o) ||
+            !json_is_string(json_object_get(o, "id")) ||
+            !json_is_string(json_object_get(o, "status"))) {
+            json_decref(o);
+            if (!whole && o == NULL)
+                break;
+            *bad_line = lineno;
+            rc = BELT_EINVAL;
+            break;
+        }
+        const char *id = ok_id(o);
         if (id != NULL) {
             int64_t seq = belt__index_find(s->cfg, &ix, id, strlen(id));
             if (seq >= 0)
@@ -523,7 +544,7 @@ static int read_resume(belt_sched *s, const char *path)
         json_decref(o);
         errno = 0;
     }
-    if (ferror(f))
+    if (rc == BELT_OK && ferror(f))
         rc = errno == ENOMEM ? BELT_ENOMEM : BELT_ESYS;
     if (ix.tmp.oom)
         rc = BELT_ENOMEM;
@@ -589,11 +610,18 @@ belt_sched *belt_sched_new(const belt_config *cfg,
                 s->rev[--s->rev_off[cfg->members[k]]] = g;
     }
     if (resume != NULL) {
-        int rc = read_resume(s, resume);
+        uint64_t bad = 0;
+        int rc = read_resume(s, resume, &bad);
         if (rc != BELT_OK) {
             char text[300];
-            snprintf(text, sizeof text, "cannot read the resume file: %s",
-                     rc == BELT_ENOMEM ? "out of memory" : strerror(errno));
+            if (rc == BELT_EINVAL)
+                snprintf(text, sizeof text, "line %llu is not a result line "
+                         "of belt run (--resume takes the results file of an "
+                         "earlier run)", (unsigned long long)bad);
+            else
+                snprintf(text, sizeof text, "cannot read the resume file: %s",
+                         rc == BELT_ENOMEM ? "out of memory"
+                                           : strerror(errno));
             belt__error_start(err, resume, text);
             goto fail;
         }

@@ -16,6 +16,7 @@
  */
 #include "config/jsonload.h"
 #include "pipeline/internal.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -575,7 +576,8 @@ static int check_world(belt__lctx *c, json_t *pipe, belt__pipeline_config *pc)
 
 /* ---- the whole ---------------------------------------------------------- */
 
-static int parse_pipeline(belt__lctx *c, json_t *root, belt__pipeline_config *pc)
+static int parse_pipeline(belt__lctx *c, json_t *root, belt__pipeline_config *pc,
+                          const char *dir)
 {
     int rc;
     if (!json_is_object(root))
@@ -595,6 +597,10 @@ static int parse_pipeline(belt__lctx *c, json_t *root, belt__pipeline_config *pc
     if ((rc = parse_source(c, json_object_get(pipe, "source"), pc)) != BELT_OK ||
         (rc = parse_sink(c, json_object_get(pipe, "sink"), pc)) != BELT_OK)
         return rc;
+    /* Files named in the config are in its folder (belt-pipeline(5)). */
+    if (belt__path_resolve(&pc->src_path, dir) != BELT_OK ||
+        belt__path_resolve(&pc->sink_path, dir) != BELT_OK)
+        return belt__fail_oom(c->err);
     int64_t window = BELT__PIPE_DEFAULT_WINDOW, batch = BELT__PIPE_DEFAULT_BATCH;
     if ((rc = get_bool(c, &p, pipe, "ordered", &pc->ordered)) != BELT_OK ||
         (rc = get_bool(c, &p, pipe, "halt_on_error", &pc->halt_on_error)) != BELT_OK ||
@@ -627,6 +633,11 @@ static int parse_pipeline(belt__lctx *c, json_t *root, belt__pipeline_config *pc
     for (size_t i = 0; i < pc->nstages; i++) {
         if ((rc = parse_stage(c, json_array_get(stages, i), i, &pc->stages[i])) != BELT_OK)
             return rc;
+        /* A plugin given as a path (not a bare name dlopen() searches
+         * for) is in the config's folder too. */
+        if (pc->stages[i].plugin != NULL && strchr(pc->stages[i].plugin, '/') &&
+            belt__path_resolve(&pc->stages[i].plugin, dir) != BELT_OK)
+            return belt__fail_oom(c->err);
         if (pc->stages[i].capacity == (size_t)-1)
             pc->stages[i].capacity = pc->stages[i].kind == BELT__STAGE_ITEM
                                          ? BELT__PIPE_DEFAULT_CAPACITY
@@ -666,6 +677,8 @@ static int parse_pipeline(belt__lctx *c, json_t *root, belt__pipeline_config *pc
             return belt__fail_oom(c->err);
         }
         belt__buf_free(&b);
+    } else if (belt__path_resolve(&pc->dead_letter, dir) != BELT_OK) {
+        return belt__fail_oom(c->err);
     }
     return check_world(c, pipe, pc);
 }
@@ -698,7 +711,8 @@ void belt__pipeline_config_free(belt__pipeline_config *pc)
 }
 
 static int load_buf(const char *text, size_t len, const char *source,
-                    belt__pipeline_config **out, belt_config_error *err)
+                    const char *dir, belt__pipeline_config **out,
+                    belt_config_error *err)
 {
     belt_config_error scratch;
     if (err == NULL)
@@ -716,7 +730,7 @@ static int load_buf(const char *text, size_t len, const char *source,
         belt__pipeline_config_free(pc);
         return BELT_ECONFIG;
     }
-    int rc = parse_pipeline(&c, root, pc);
+    int rc = parse_pipeline(&c, root, pc, dir);
     json_decref(root);
     if (rc != BELT_OK) {
         belt__pipeline_config_free(pc);
@@ -732,7 +746,8 @@ int belt__pipeline_load_string(const char *json, const char *source,
 {
     *out = NULL;
     int rc = belt__config_string(json, &source, err);
-    return rc != BELT_OK ? rc : load_buf(json, strlen(json), source, out, err);
+    return rc != BELT_OK ? rc
+                         : load_buf(json, strlen(json), source, NULL, out, err);
 }
 
 int belt__pipeline_load(const char *path, belt__pipeline_config **out,
@@ -744,7 +759,13 @@ int belt__pipeline_load(const char *path, belt__pipeline_config **out,
     int e = belt__config_read(path, &b, err ? err : &scratch);
     if (e != BELT_OK)
         return e;
-    int rc = load_buf(belt__buf_str(&b), b.len, path, out, err);
+    char *dir;
+    if (belt__path_dir(path, &dir) != BELT_OK) {
+        belt__buf_free(&b);
+        return err ? belt__fail_oom(err) : BELT_ENOMEM;
+    }
+    int rc = load_buf(belt__buf_str(&b), b.len, path, dir, out, err);
+    free(dir);
     belt__buf_free(&b);
     return rc;
 }

@@ -68,3 +68,19 @@ int belt__write_full(int fd, const void *buf, size_t len, int wake_fd)
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     return belt__writev_full(fd, &iov, 1, wake_fd);
 }
+
+int belt__wait_readable(int fd, int wake_fd)
+{
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = fd, .events = POLLIN},
+                               {.fd = wake_fd, .events = POLLIN}};
+        int k = poll(pf, wake_fd >= 0 ? 2 : 1, -1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return BELT_ESYS;
+        if (wake_fd >= 0 && pf[1].revents)
+            return BELT_ECANCELED;
+        return BELT_OK;
+    }
+}

@@ -21,6 +21,11 @@ int belt__fd_above_stdio(int fd);
  * when nobody reads, or EIO for a write that took nothing). */
 int belt__writev_full(int fd, struct iovec *iov, int iovcnt, int wake_fd);
 
+/* Waits in poll() until fd is readable (or at its end, or in error), or
+ * until wake_fd (>= 0; -1: none) is readable, retrying EINTR.  Returns
+ * BELT_OK (read fd now), BELT_ECANCELED (wake_fd), or BELT_ESYS (errno). */
+int belt__wait_readable(int fd, int wake_fd);
+
 /* belt__writev_full() of one buffer. */
 int belt__write_full(int fd, const void *buf, size_t len, int wake_fd);
 

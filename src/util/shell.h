@@ -20,4 +20,16 @@ bool belt__sh_plain(const char *s, size_t n);
 /* Appends s[0..n) bare when belt__sh_plain(), else belt__sh_quote()d. */
 void belt__sh_word(belt__buf *b, const char *s, size_t n);
 
+/* Appends s[0..n) quoted exactly as GNU parallel quotes an argument for a
+ * Bourne shell (shell_quote_scalar_default in /usr/bin/parallel): bare
+ * when every byte is a letter, a digit or one of -_.+/ ; '' when empty;
+ * otherwise inside single quotes with each ' written as '"'"', and a ''
+ * left at either end by that dropped ("'a" becomes "'"'a'").  So
+ * `belt run --dry-run` prints the bytes `parallel --dry-run` prints.
+ * Running out of memory sets b->oom. */
+void belt__sh_quote_parallel(belt__buf *b, const char *s, size_t n);
+
+/* Whether belt__sh_quote_parallel() leaves s[0..n) bare.  Can't fail. */
+bool belt__sh_parallel_bare(const char *s, size_t n);
+
 #endif /* BELT_UTIL_SHELL_H */

@@ -71,20 +71,20 @@ t_begin "--line-buffer passes whole lines through"
 printf 'a\nb\n' | "$BELT" run -j 2 --line-buffer --command 'echo {}1; sleep 0.1; echo {}2' >out 2>err; rc=$?
 eq "exit" "$rc" 0 && eq "lines" "$(sort out | tr '\n' ' ')" "a1 a2 b1 b2 " && t_ok
 
-t_begin "--results writes JSON lines in quick mode"
-printf 'a\nb\n' | "$BELT" run -q --results q.jsonl --command 'echo {}; exit 2' >out 2>err; rc=$?
-eq "exit" "$rc" 1 && eq "lines" "$(lines q.jsonl)" 2 &&
+t_begin "--results writes JSON lines in quick mode (exit: the number of failures)"
+printf 'a\nb\n' | "$BELT" run --quiet --results q.jsonl --command 'echo {}; exit 2' >out 2>err; rc=$?
+eq "exit" "$rc" 2 && eq "lines" "$(lines q.jsonl)" 2 &&
 eq "ids" "$(jqr 'map(.id) | sort | join(",")' q.jsonl)" "1,2" &&
 eq "exit codes" "$(jqr 'map(.exit_code) | unique | join(",")' q.jsonl)" 2 && t_ok
 
 t_begin "--joblog in quick mode"
 printf 'a\n' | "$BELT" run --joblog q.log --command 'echo {}' >out 2>err; rc=$?
-eq "exit" "$rc" 0 && eq "command" "$(tail -n 1 q.log | cut -f 9)" "echo 'a'" &&
+eq "exit" "$rc" 0 && eq "command (quoted as parallel quotes)" "$(tail -n 1 q.log | cut -f 9)" "echo a" &&
 eq "seq" "$(tail -n 1 q.log | cut -f 1)" 1 && t_ok
 
-t_begin "--dry-run prints the commands as JSON lines"
+t_begin "--dry-run prints the commands, as parallel does"
 printf "it's\n" | "$BELT" run --dry-run --command 'echo {}' >out 2>err; rc=$?
-eq "exit" "$rc" 0 && eq "run" "$(jqr '.[0].run' out)" "echo 'it'\\''s'" && t_ok
+eq "exit" "$rc" 0 && eq "run" "$(cat out)" "echo 'it'\"'\"'s'" && t_ok
 
 t_begin "--timeout in quick mode"
 printf '5\n' | "$BELT" run --timeout 200ms --command 'sleep' >out 2>err; rc=$?
@@ -122,5 +122,15 @@ fi
 t_begin "many jobs: every line runs once (xargs-style throughput)"
 seq 1 500 | "$BELT" run -j 4 --command 'echo {}' >out 2>err; rc=$?
 eq "exit" "$rc" 0 && eq "count" "$(sort -n out | uniq | wc -l | tr -d ' ')" 500 && t_ok
+
+if command -v script >/dev/null 2>&1; then
+    t_begin "a command with no input on a terminal gets a hint"
+    timeout 20 script -qec "$BELT run -j2 echo" /dev/null </dev/null >out 2>&1; rc=$?
+    eq "exit" "$rc" 0 && contains "hint" out "put them after :::" && t_ok
+
+    t_begin "no command and no config on a terminal: a usage error"
+    timeout 20 script -qec "$BELT run" /dev/null </dev/null >out 2>&1; rc=$?
+    eq "exit" "$rc" 2 && contains "hint" out "belt run COMMAND ::: ARGS" && t_ok
+fi
 
 t_done

@@ -155,11 +155,14 @@ t_begin "unknown option: exit 2 with a hint"
 run_belt run --wrokers 3 workers.json
 eq "exit" "$rc" 2 && contains "hint" err "did you mean '--workers'" && t_ok
 
-t_begin "missing option value and missing config are usage errors"
+t_begin "missing option value and two configs are usage errors"
 run_belt run workers.json --results; a=$rc
-run_belt run; b=$rc
 run_belt run a.json b.json; c=$rc
-eq "no value" "$a" 2 && eq "no config" "$b" 2 && eq "two configs" "$c" 2 && t_ok
+eq "no value" "$a" 2 && eq "two configs" "$c" 2 && t_ok
+
+t_begin "no config and no command: commands from stdin, as parallel reads them"
+printf 'echo one\n' | "$BELT" run >out 2>err; rc=$?
+eq "exit" "$rc" 0 && eq "ran" "$(cat out)" one && t_ok
 
 t_begin "bad --timeout and --retries are usage errors"
 run_belt run --timeout soon workers.json; a=$rc
@@ -175,5 +178,86 @@ eq "validate help" "$b" 0 && contains "validate help text" out "belt validate" &
 t_begin "belt --help lists run and validate as implemented"
 run_belt --help
 eq "exit" "$rc" 0 && eq "not implemented" "$(grep -E '^ +(run|validate) .*not implemented' out)" "" && t_ok
+
+# ---- found while trying belt run as GNU parallel (issue 12) ----------------
+
+write one.json <<'JSON'
+{"jobs": [{"id": "a", "run": "echo a"}, {"id": "b", "argv": ["echo", "b"]}]}
+JSON
+
+t_begin "--resume FILE that is not a results file: an error that names it"
+printf 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n1\t:\t1.0\t0.1\t0\t2\t0\t0\techo a\n' >joblog.txt
+run_belt run -q one.json --resume joblog.txt
+eq "exit" "$rc" 2 && contains "names the file" err "joblog.txt" &&
+contains "says why" err "not a result line" && t_ok
+
+t_begin "--resume FILE that cannot be read: an error, never 'nothing done'"
+mkdir -p adir
+run_belt run -q one.json --resume adir
+eq "exit" "$rc" 2 && contains "names the file" err "adir" && t_ok
+
+t_begin "--resume FILE with a half-written last line: the rest counts"
+rm -f belt-results.jsonl
+run_belt run -q --results half.jsonl one.json
+printf '{"id": "b", "sta' >>half.jsonl
+run_belt run -q one.json --resume half.jsonl --results again.jsonl
+eq "exit" "$rc" 0 && eq "both skipped" "$(jqr 'map(.status) | unique | join(",")' again.jsonl)" skipped && t_ok
+
+t_begin "a second run keeps the first run's belt-results.jsonl (as .1)"
+rm -f belt-results.jsonl belt-results.jsonl.*
+run_belt run one.json; a=$rc
+run_belt run one.json; b=$rc
+eq "exits" "$a $b" "0 0" && eq "kept" "$(lines belt-results.jsonl.1)" 2 &&
+eq "new" "$(lines belt-results.jsonl)" 2 && contains "said so" err "belt-results.jsonl.1" && t_ok
+
+t_begin "relative cwd, stdin, output_dir and results are the config folder's"
+mkdir -p sub/work
+echo from-sub >sub/in.txt
+write sub/paths.json <<'JSON'
+{"results": "r.jsonl",
+ "jobs": [{"id": "w", "run": "pwd; cat", "cwd": "work", "stdin": "in.txt",
+           "output": "files", "output_dir": "logs"}]}
+JSON
+run_belt run -q sub/paths.json
+eq "exit" "$rc" 0 && eq "results there" "$(lines sub/r.jsonl)" 1 &&
+eq "cwd" "$(head -n 1 sub/logs/w.out)" "$T/sub/work" &&
+eq "stdin" "$(tail -n 1 sub/logs/w.out)" from-sub && t_ok
+
+t_begin "a matrix placeholder that names no matrix key fails validation"
+write typo.json <<'JSON'
+{"jobs": [{"id": "t-{n}", "run": "echo {m} ${HOME} {{m}}", "matrix": {"n": [1, 2]}}]}
+JSON
+run_belt validate typo.json
+eq "exit" "$rc" 2 && contains "where" err "jobs[0].run" &&
+contains "what" err "unknown placeholder {m}" && t_ok
+
+t_begin "an experiment config given to belt validate: a hint to belt experiment"
+run_belt validate "$srcdir/configs/experiments/policies-vs-load.json"
+eq "exit" "$rc" 2 && contains "hint" err "belt experiment" && t_ok
+
+t_begin "one limit for retries: 100 in a config and on the command line"
+run_belt run --retries 101 one.json; a=$rc
+run_belt run --retries 100 --dry-run one.json; b=$rc
+write r101.json <<'JSON'
+{"jobs": [{"id": "a", "run": "true", "retries": 101}]}
+JSON
+run_belt validate r101.json; c=$rc
+eq "cli over" "$a" 2 && eq "cli at" "$b" 0 && eq "config over" "$c" 2 && t_ok
+
+t_begin "result lines say what ran: run or argv"
+run_belt run -q --results cmd.jsonl one.json
+eq "run" "$(jqr 'map(select(.id == "a") | .run) | .[0]' cmd.jsonl)" "echo a" &&
+eq "argv" "$(jqr 'map(select(.id == "b") | .argv | join(" ")) | .[0]' cmd.jsonl)" "echo b" && t_ok
+
+t_begin "a command's result lines carry the command and its arguments"
+run_belt run --results q.jsonl -k echo ::: x 'y z'
+eq "exit" "$rc" 0 &&
+eq "run" "$(jqr 'map(.run) | join("|")' q.jsonl)" "echo x|echo 'y z'" &&
+eq "args" "$(jqr 'map(.args | join(",")) | join("|")' q.jsonl)" "x|y z" && t_ok
+
+t_begin "--dead-letter and command-only options are refused with a config"
+run_belt run --dead-letter d.jsonl one.json; a=$rc
+run_belt run --tag one.json; b=$rc
+eq "dead-letter" "$a" 2 && eq "tag" "$b" 2 && contains "why" err "only applies to a command" && t_ok
 
 t_done

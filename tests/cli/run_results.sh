@@ -132,7 +132,7 @@ hdr=$(head -n 1 jl.txt | tr '\t' '|')
 eq "header" "$hdr" "Seq|Host|Starttime|JobRuntime|Send|Receive|Exitval|Signal|Command" &&
 eq "lines (jobs that ran)" "$(tail -n +2 jl.txt | wc -l | tr -d ' ')" 9 &&
 eq "bad line" "$(awk -F'\t' '$9 == "echo failing; exit 3" {print $1, $2, $5, $6, $7, $8}' jl.txt)" "2 : 0 8 3 0" &&
-eq "killed line" "$(awk -F'\t' '$9 == "kill -9 $$" {print $7, $8}' jl.txt)" "-1 9" &&
+eq "killed line (Exitval 0, as parallel's \$? >> 8)" "$(awk -F'\t' '$9 == "kill -9 $$" {print $7, $8}' jl.txt)" "0 9" &&
 eq "field format" "$(awk -F'\t' 'NR > 1 && !($3 ~ /^[0-9]+\.[0-9][0-9][0-9]$/ && $4 ~ /^ *[0-9]+\.[0-9][0-9][0-9]$/ && length($4) >= 10) {n++} END {print n+0}' jl.txt)" 0 && t_ok
 
 t_begin "results to stdout with --results -"

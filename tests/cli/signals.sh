@@ -142,4 +142,26 @@ took=$(( $(date +%s) - t0 ))
 eq "exit" "$(cat rc.txt)" 1 && contains "message" pipe.err "Broken pipe" && eq "fast" "$([ $took -le 10 ] && echo yes || echo "no (${took}s)")" yes &&
 t_expect "no orphans" wait_for gone && t_ok
 
+t_begin "one wording for canceled jobs: running, queued and waiting"
+write cancel.json <<'JSON'
+{
+  "workers": 1,
+  "jobs": [
+    {"id": "run", "run": "echo $$ > pid.1.tmp; mv pid.1.tmp pid.1; exec sleep 60"},
+    {"id": "queued", "run": "sleep 60"},
+    {"id": "waiting", "run": "true", "after": ["queued"]}
+  ]
+}
+JSON
+rm -f pid.* belt-results.jsonl
+start_belt run cancel.json
+if wait_for test -s pid.1; then
+    kill -INT $bpid
+    rc=0; wait $bpid || rc=$?
+    eq "exit" "$rc" 130 && eq "lines" "$(lines belt-results.jsonl)" 3 &&
+    eq "one wording" "$(jqr 'map(.error) | unique | join("|")' belt-results.jsonl)" "canceled: interrupted by SIGINT" && t_ok
+else
+    t_fail "the job did not start"
+fi
+
 t_done

@@ -499,7 +499,7 @@ START_TEST(test_placeholder_rules)
 {
     belt_config *cfg = load_ok(
         "{\"jobs\": [{\"id\": \"{{id}}-{n}\", \"matrix\": {\"n\": [\"a b\", \"$x\"]},"
-        " \"run\": \"echo {n} {} ${HOME} {{n}} {m} {n}{n} }} {{ { } {n\"}]}");
+        " \"run\": \"echo {n} {} ${HOME} {{n}} {{m}} {n}{n} }} {{ { } {n\"}]}");
     belt_job *j = belt_config_job_at(cfg, 0);
     ck_assert_str_eq(j->id, "{id}-a b");
     ck_assert_str_eq(j->run, "echo a b {} ${HOME} {n} {m} a ba b } { { } {n");
@@ -507,6 +507,26 @@ START_TEST(test_placeholder_rules)
     j = belt_config_job_at(cfg, 1);
     ck_assert_str_eq(j->id, "{id}-$x");
     belt_config_job_free(j);
+    belt_config_free(cfg);
+}
+END_TEST
+
+/* In a matrix job, "{name}" naming no matrix key is an error wherever it is
+ * (issue 12: a typo would run with the braces in it); "${name}" is the
+ * shell's. */
+START_TEST(test_placeholder_typo)
+{
+    expect_error("{\"jobs\": [{\"id\": \"t-{n}\", \"matrix\": {\"n\": [1, 2]},"
+                 " \"run\": \"echo {m}\"}]}",
+                 "t.json:1:59: jobs[0].run: unknown placeholder {m} (matrix "
+                 "names: {n}; write {{ and }} for literal braces)");
+    expect_error("{\"jobs\": [{\"id\": \"t-{n}\", \"matrix\": {\"n\": [1, 2]},"
+                 " \"argv\": [\"echo\", \"{nn}\"]}]}",
+                 "t.json:1:69: jobs[0].argv[1]: unknown placeholder {nn} (did "
+                 "you mean {n}?; write {{ and }} for literal braces)");
+    belt_config *cfg = load_ok(
+        "{\"jobs\": [{\"id\": \"t-{n}\", \"matrix\": {\"n\": [1, 2]},"
+        " \"run\": \"echo ${m} {{m}}\", \"cwd\": \"d{n}\"}]}");
     belt_config_free(cfg);
 }
 END_TEST
@@ -609,6 +629,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_policies);
     tcase_add_test(tc, test_matrix_order);
     tcase_add_test(tc, test_placeholder_rules);
+    tcase_add_test(tc, test_placeholder_typo);
     tcase_add_test(tc, test_no_shared_state);
     suite_add_tcase(s, tc);
 

@@ -466,9 +466,7 @@ START_TEST(test_resume)
     write_file(path,
                "{\"id\": \"a\", \"status\": \"ok\", \"exit_code\": 0}\n"
                "{\"id\": \"b\", \"status\": \"failed\", \"exit_code\": 1}\n"
-               "not json at all\n"
-               "[1, 2]\n"
-               "{\"id\": 5, \"status\": \"ok\"}\n"
+               "\n"
                "{\"id\": \"nosuchjob\", \"status\": \"ok\"}\n"
                "{\"id\": \"fetch-2\", \"status\": \"ok\"}\n"
                "{\"id\": \"e\", \"status\": \"skipped\", \"error\": \"already ok in old.jsonl\"}\n"
@@ -520,6 +518,33 @@ START_TEST(test_resume_unreadable)
     ck_assert_msg(strncmp(err.text, "cannot read the resume file: ", 29) == 0,
                   "%s", err.text);
     ck_assert_ptr_null(belt_sched_new(cfg, &o, NULL));
+    belt_config_free(cfg);
+}
+END_TEST
+
+/* A file that is not belt's results (a job log, a config, garbage) is an
+ * error naming the file and the line, never "nothing done yet". */
+START_TEST(test_resume_not_results)
+{
+    belt_config *cfg = load("{\"jobs\": [{\"id\": \"a\", \"run\": \"x\"}]}");
+    static const char *const bad[] = {
+        "{\"id\": \"a\", \"status\": \"ok\"}\nnot json at all\n",
+        "{\"id\": \"a\", \"status\": \"ok\"}\n[1, 2]\n",
+        "{\"id\": \"a\", \"status\": \"ok\"}\n{\"id\": 5, \"status\": \"ok\"}\n",
+        "Seq\tHost\tStarttime\n1\t:\t1.0\n",
+    };
+    char path[128];
+    snprintf(path, sizeof path, "%s/bad.jsonl", resume_dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path, bad[i]);
+        belt_sched_options o = { .resume_path = path };
+        belt_config_error err;
+        ck_assert_ptr_null(belt_sched_new(cfg, &o, &err));
+        ck_assert_str_eq(err.source, path);
+        ck_assert_msg(strstr(err.text, i < 3 ? "line 2 " : "line 1 ") != NULL &&
+                      strstr(err.text, "not a result line") != NULL,
+                      "%zu: %s", i, err.text);
+    }
     belt_config_free(cfg);
 }
 END_TEST
@@ -741,6 +766,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, test_resume);
     tcase_add_test(tc, test_resume_missing_file);
     tcase_add_test(tc, test_resume_unreadable);
+    tcase_add_test(tc, test_resume_not_results);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stop");

@@ -8,7 +8,9 @@
  *            bytes (invalid UTF-8, NULs, control bytes), the escape reader
  *            on every valid and several invalid escapes, UTF-8 lengths,
  *            belt__put_i64 against snprintf
- *   shell    belt__sh_quote / belt__sh_word, checked by running the words
+ *   shell    belt__sh_quote / belt__sh_word / belt__sh_quote_parallel,
+ *            checked by running the words
+ *   path     belt__path_dir / belt__path_resolve(_buf)
  *            through /bin/sh
  *   suggest  typos found, far words refused
  *   fd       belt__write_full through a full non-blocking pipe, and its
@@ -33,6 +35,7 @@
 #include "util/fd.h"
 #include "util/hash.h"
 #include "util/json.h"
+#include "util/path.h"
 #include "util/shell.h"
 #include "util/suggest.h"
 
@@ -335,6 +338,72 @@ START_TEST(test_shell_quote)
 }
 END_TEST
 
+/* GNU parallel's quoting: the exact bytes parallel --dry-run prints (taken
+ * from parallel 20221122), and each means its input to /bin/sh. */
+START_TEST(test_shell_quote_parallel)
+{
+    static const char *const cases[][2] = {
+        {"a", "a"}, {"b c", "'b c'"}, {"d'e", "'d'\"'\"'e'"}, {"", "''"},
+        {"x$y", "'x$y'"}, {"a/b.c", "a/b.c"}, {"~", "'~'"}, {"a=b", "'a=b'"},
+        {"'", "\"'\""}, {"''", "\"'\"''\"'\""}, {"a'", "'a'\"'\""},
+        {"'a", "\"'\"'a'"}, {"-x", "-x"}, {"+y_Z9", "+y_Z9"}, {"@", "'@'"},
+        {"a\\b", "'a\\b'"}, {"\xc3\xa9", "'\xc3\xa9'"}, {"new\nline", "'new\nline'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        belt__buf b = { 0 };
+        belt__sh_quote_parallel(&b, cases[i][0], strlen(cases[i][0]));
+        ck_assert(!b.oom);
+        ck_assert_str_eq(b.p, cases[i][1]);
+        ck_assert_uint_eq(strlen(b.p), b.len);
+        ck_assert_str_eq(sh_roundtrip(b.p), cases[i][0]);
+        ck_assert_int_eq(belt__sh_parallel_bare(cases[i][0], strlen(cases[i][0])),
+                         strcmp(b.p, cases[i][0]) == 0);
+        belt__buf_free(&b);
+    }
+}
+END_TEST
+
+/* ---- path --------------------------------------------------------------- */
+
+START_TEST(test_path)
+{
+    char *d;
+    ck_assert_int_eq(belt__path_dir("configs/x.json", &d), BELT_OK);
+    ck_assert_str_eq(d, "configs");
+    free(d);
+    ck_assert_int_eq(belt__path_dir("/x.json", &d), BELT_OK);
+    ck_assert_str_eq(d, "/");
+    free(d);
+    ck_assert_int_eq(belt__path_dir("x.json", &d), BELT_OK);
+    ck_assert_ptr_null(d);
+    char *p = strdup("out/a.txt");
+    ck_assert_int_eq(belt__path_resolve(&p, "cfg"), BELT_OK);
+    ck_assert_str_eq(p, "cfg/out/a.txt");
+    ck_assert_int_eq(belt__path_resolve(&p, "other"), BELT_OK); /* relative */
+    ck_assert_str_eq(p, "other/cfg/out/a.txt");
+    free(p);
+    p = strdup("/abs");
+    ck_assert_int_eq(belt__path_resolve(&p, "cfg"), BELT_OK);
+    ck_assert_str_eq(p, "/abs");
+    ck_assert_int_eq(belt__path_resolve(&p, NULL), BELT_OK);
+    free(p);
+    p = strdup("rel");
+    ck_assert_int_eq(belt__path_resolve(&p, "/"), BELT_OK);
+    ck_assert_str_eq(p, "/rel");
+    free(p);
+    belt__buf b = { 0 };
+    belt__buf_adds(&b, "id");
+    size_t at = b.len;
+    belt__buf_adds(&b, "logs");
+    belt__path_resolve_buf(&b, at, "sub");
+    ck_assert_str_eq(b.p, "idsub/logs");
+    at = b.len;
+    belt__buf_adds(&b, "/tmp");
+    belt__path_resolve_buf(&b, at, "sub");
+    ck_assert_str_eq(b.p, "idsub/logs/tmp");
+    belt__buf_free(&b);
+}
+END_TEST
 
 /* ---- suggest ------------------------------------------------------------ */
 
@@ -381,6 +450,19 @@ START_TEST(test_write_full)
     close(wake[1]);
     free(blob);
 
+    /* wait_readable: the fd's data, or the wake fd, whichever comes. */
+    int q[2];
+    ck_assert_int_eq(pipe(q), 0);
+    ck_assert_int_eq(pipe(wake), 0);
+    ck_assert_int_eq(write(wake[1], "x", 1), 1);
+    ck_assert_int_eq(belt__wait_readable(q[0], wake[0]), BELT_ECANCELED);
+    ck_assert_int_eq(write(q[1], "y", 1), 1);
+    ck_assert_int_eq(belt__wait_readable(q[0], -1), BELT_OK);
+    close(q[0]);
+    close(q[1]);
+    close(wake[0]);
+    close(wake[1]);
+
     /* fd_above_stdio leaves high fds alone. */
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(fd, 3);
@@ -409,6 +491,10 @@ static Suite *util_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("shell");
     tcase_add_test(tc, test_shell_quote);
+    tcase_add_test(tc, test_shell_quote_parallel);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("path");
+    tcase_add_test(tc, test_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("suggest");
     tcase_add_test(tc, test_suggest);
