@@ -117,6 +117,69 @@ int belt_pool_create(belt_pool **out, const belt_pool_options *o,
  * (its result could not be allocated), BELT_EINVAL (p or job NULL). */
 int belt_pool_submit(belt_pool *p, const belt_job *job);
 
+/* ---- function pools: the Go worker-pool idiom ------------------------
+ *
+ *     typedef struct { uint64_t sum; } acc;
+ *     static void square(void *ctx, const void *job, void *result, unsigned w)
+ *     { uint64_t x = *(const uint64_t *)job; *(uint64_t *)result = x * x; }
+ *     belt_chan *res = belt_chan_bounded(1024, sizeof(uint64_t));
+ *     belt_pool_create_fn(&p, &o, sizeof(uint64_t), square, NULL, res);
+ *     ... a producer: belt_pool_send(p, &i) ...; main: belt_chan_recv(res, &r)
+ *
+ * A function pool runs fn on each job instead of a belt_job.  Jobs are
+ * values of job_size bytes, copied into the pool's queues by send, so the
+ * caller may reuse its buffer at once.  Workers take jobs in batches, call
+ * fn(ctx, job, result, worker) for each (worker in [0, workers)), and send
+ * each batch's results with one channel call: no heap allocation and no
+ * system call per job while the workers are busy.  Every policy works
+ * (work-stealing: an idle worker takes the oldest jobs queued at another
+ * worker, and blocks in a select over every queue when all are empty).
+ * belt_pool_shutdown(), belt_pool_cancel(), belt_pool_free(),
+ * belt_pool_workers() and belt_pool_busy() work as for exec pools;
+ * belt_pool_submit() on a function pool, and send on an exec pool, return
+ * BELT_EINVAL. */
+
+/* Runs one job on a worker thread.  `job` points at the pool's copy of the
+ * job value (job_size bytes), valid during the call.  `result` points at a
+ * buffer the pool owns, of the results channel's elem_size bytes, which fn
+ * fills; it is sent once fn returns.  It is NULL when the pool has no
+ * results channel.  fn must not call shutdown, cancel or free on its own
+ * pool. */
+typedef void belt_pool_fn(void *ctx, const void *job, void *result,
+                          unsigned worker);
+
+/* Starts a function pool of o->workers threads (o as for
+ * belt_pool_create()).  `results` may be NULL (nothing is sent); otherwise
+ * the pool takes its own reference (dropped by belt_pool_free()) and sends,
+ * on it, exactly one result of its elem_size per job that ran, blocking
+ * while it is full (so keep receiving while jobs run, and during
+ * shutdown).  The pool never closes it; if the caller does, results that
+ * can no longer be sent are dropped.  ctx is passed to fn untouched and
+ * stays the caller's.
+ * Returns BELT_OK and stores the pool in *out, or: BELT_EINVAL (out, o or
+ * fn NULL, job_size 0 or above BELT_CHAN_MAX_ELEM, workers above
+ * BELT_POOL_MAX_WORKERS, an unknown policy, a queue_capacity too large),
+ * BELT_ENOMEM, or BELT_ESYS (a thread could not be started; errno says
+ * why); *out is then untouched and nothing is left allocated or running. */
+int belt_pool_create_fn(belt_pool **out, const belt_pool_options *o,
+                        size_t job_size, belt_pool_fn *fn, void *ctx,
+                        belt_chan *results);
+
+/* Copies job (job_size bytes) into the queue the policy picks, blocking
+ * while it is full.  Any thread, many at once.  Returns BELT_OK (the job
+ * will run, unless the pool is canceled first), BELT_CLOSED (shutdown or
+ * cancel began, also while send was blocked; the job is not taken), or
+ * BELT_EINVAL (p or job NULL, or p is not a function pool). */
+int belt_pool_send(belt_pool *p, const void *job);
+
+/* Sends jobs[0 .. n) (n values of job_size bytes, contiguous) in order, as
+ * belt_pool_send() each, with as few queue operations as the policy allows
+ * (one per batch on "shared").  Stores the number accepted in *sent (may be
+ * NULL) and returns BELT_OK when all n were, else the error that stopped it
+ * (BELT_CLOSED, BELT_EINVAL); jobs from *sent on were not taken. */
+int belt_pool_send_many(belt_pool *p, const void *jobs, size_t n,
+                        size_t *sent);
+
 /* Graceful shutdown: takes no more jobs, lets the workers finish every job
  * already submitted (their results are sent), and joins the workers.
  * Blocks until every worker has exited, including when another thread's
@@ -130,7 +193,9 @@ int belt_pool_shutdown(belt_pool *p);
  * and spin jobs stop at once; they get status CANCELED), and joins the
  * workers.  Wakes a submit blocked on a full queue (it returns BELT_CLOSED)
  * and hurries a shutdown in progress.  Not async-signal-safe (it joins).
- * Idempotent.  Returns BELT_OK, or BELT_EINVAL for NULL. */
+ * Idempotent.  Function pools: queued jobs are dropped unrun and get no
+ * result; calls of fn already running finish before cancel returns.
+ * Returns BELT_OK, or BELT_EINVAL for NULL. */
 int belt_pool_cancel(belt_pool *p);
 
 /* Number of worker threads.  0 for NULL.  Can't fail. */

@@ -39,6 +39,12 @@ typedef struct pool_worker {
     bool has_deque;             /* deque initialised (immutable) */
     _Atomic uint32_t wake_seq;  /* futex word: bumped to wake this worker */
     _Atomic bool sleeping;      /* announced asleep, not yet claimed */
+    /* Function pools only (see "Function pools" in pool/pool.c): a batch of
+     * job values taken at once, and the results fn writes for them.
+     * Owned by this worker; allocated by create. */
+    unsigned char *fn_jobs;     /* BELT__POOL_BATCH * job_size bytes */
+    unsigned char *fn_results;  /* BELT__POOL_BATCH * res_size bytes, or
+                                 * NULL without a results channel */
 } pool_worker;
 
 struct belt_pool {
@@ -51,7 +57,12 @@ struct belt_pool {
     size_t cap;                 /* capacity of each job channel */
     pool_worker *workers;       /* n of them */
     belt_chan *shared;          /* SHARED: the job channel; else NULL */
-    belt_chan *results;         /* our reference */
+    belt_chan *results;         /* our reference (NULL: a function pool
+                                 * without results) */
+    belt_pool_fn *fn;           /* NULL: an exec pool (belt_job jobs) */
+    void *fn_ctx;               /* fn's first argument */
+    size_t job_size;            /* function pools: the job value's size */
+    size_t res_size;            /* function pools: results' elem_size, or 0 */
     belt_chan *joined;          /* closed once every worker is joined */
     belt__cancel cancel;
     _Atomic bool closing;       /* shutdown or cancel began */

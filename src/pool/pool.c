@@ -23,6 +23,23 @@
  * That loop, its wake-up protocol and the proof that no wake-up is lost are
  * in pool/steal.c; the structs both files share are in pool/internal.h.
  *
+ * Function pools (belt_pool_create_fn).  The same topologies, policies,
+ * loads and stop path, with job values on the job channels instead of
+ * belt_result pointers: send copies the caller's job_size bytes into the
+ * channel the policy picks (pick_worker, shared with submit), and
+ * fn_worker_main takes up to BELT__POOL_BATCH of them into its own buffer
+ * with one receive, calls fn on each with a result slot in its own result
+ * buffer, and sends the batch's results with one belt_chan_send_many.  So
+ * a busy worker allocates nothing and makes no system call per job (the
+ * channels park only when a side has nothing to do).  Cancel drops what a
+ * worker receives after the token fired, unrun and unanswered; calls of fn
+ * already running finish first, because stop() joins.  Work-stealing
+ * without deques: an idle worker takes the oldest jobs queued at another
+ * worker's inbox (half of it, at most a batch), and when every inbox is
+ * empty it blocks in belt_select over all of them, so a job sent to any
+ * inbox wakes some worker; the select's arms switch off as inboxes close
+ * and drain, and the worker exits when none is left.
+ *
  * Idle reports.  A PER_WORKER policy with an idle() hook (join-idle-queue)
  * hears from a worker whose load just dropped to 0: the worker takes
  * pick_lock and, if its load is still 0 (loads only rise under pick_lock,
@@ -244,6 +261,143 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- the function-pool worker ------------------------------------------- */
+
+/* Work-stealing for a function pool: worker w's inbox is empty, so it takes
+ * the oldest batch queued at another worker (starting at a rotating victim),
+ * without blocking.  Returns how many jobs it took into w->fn_jobs (moving
+ * their load to w), or 0. */
+static int fn_steal(belt_pool *p, pool_worker *w, unsigned *victim)
+{
+    for (unsigned k = 1; k < p->n; k++) {
+        pool_worker *v = &p->workers[(w->index + *victim + k) % p->n];
+        size_t max = belt_chan_len(v->jobs) / 2;
+        if (max < 1)
+            max = 1;
+        if (max > BELT__POOL_BATCH)
+            max = BELT__POOL_BATCH;
+        int got = belt_chan_recv_many(v->jobs, w->fn_jobs, max, 0);
+        if (got > 0) {
+            *victim = (*victim + k) % p->n;
+            atomic_fetch_sub_explicit(&v->load, (unsigned)got,
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->load, (unsigned)got,
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->steals, (uint64_t)got,
+                                      memory_order_relaxed);
+            return got;
+        }
+    }
+    return 0;
+}
+
+/* Work-stealing, nothing anywhere: blocks in a select over every inbox
+ * until one has a job (taking it into w->fn_jobs[0]) or all are closed and
+ * drained.  Returns 1, or BELT_CLOSED.  A select arm whose channel is
+ * closed and drained is switched off (chan NULL); ops holds p->n arms. */
+static int fn_wait_any(belt_pool *p, pool_worker *w, belt_op *ops)
+{
+    for (;;) {
+        int live = 0;
+        for (unsigned i = 0; i < p->n; i++)
+            live += ops[i].chan != NULL;
+        if (live == 0)
+            return BELT_CLOSED;
+        int i = belt_select(ops, p->n, -1);
+        if (i < 0)
+            return BELT_CLOSED; /* ENOMEM for the bookkeeping: give up */
+        if (ops[i].status == BELT_OK) {
+            pool_worker *v = &p->workers[i];
+            if (v != w) {
+                atomic_fetch_sub_explicit(&v->load, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&p->steals, 1, memory_order_relaxed);
+            }
+            return 1;
+        }
+        ops[i].chan = NULL; /* closed and drained */
+    }
+}
+
+/* A function pool's worker: takes a batch of job values, calls fn on each
+ * (unless the pool was canceled: then queued jobs are dropped unrun),
+ * sends the batch's results in one call, and repeats until its channel is
+ * closed and drained.  No allocation and no system call per job: a batch
+ * costs one receive and one send (each a lock round trip at most, a
+ * wake-up only when the other side sleeps) and two vDSO clock reads. */
+static void *fn_worker_main(void *arg)
+{
+    pool_worker *w = arg;
+    belt_pool *p = w->pool;
+    bool per_worker = p->shared == NULL;
+    bool stealing = p->policy->topology == BELT__TOPO_STEALING;
+    int64_t busy = 0;
+    unsigned victim = 0;
+    belt_op *ops = NULL;
+    char name[16];
+
+    snprintf(name, sizeof name, "belt-f%u", w->index);
+    pthread_setname_np(pthread_self(), name); /* cosmetic; may fail */
+    if (stealing) {
+        /* Made once; if there is no memory for it, this worker just
+         * does not steal (its own inbox is all it needs for correctness). */
+        ops = malloc(sizeof *ops * p->n);
+        if (ops != NULL)
+            for (unsigned i = 0; i < p->n; i++)
+                ops[i] = belt_op_recv(p->workers[i].jobs, w->fn_jobs);
+    }
+
+    for (;;) {
+        size_t max = BELT__POOL_BATCH;
+        if (!per_worker) {
+            /* The shared queue: take only a fair share (see Batching). */
+            max = belt_chan_len(w->jobs) / p->n;
+            if (max < 1)
+                max = 1;
+            if (max > BELT__POOL_BATCH)
+                max = BELT__POOL_BATCH;
+        }
+        int got;
+        if (ops != NULL) {
+            got = belt_chan_recv_many(w->jobs, w->fn_jobs, max, 0);
+            if (got == BELT_EMPTY || got == BELT_CLOSED)
+                got = fn_steal(p, w, &victim);
+            if (got == 0)
+                got = fn_wait_any(p, w, ops);
+        } else {
+            got = belt_chan_recv_many(w->jobs, w->fn_jobs, max, -1);
+        }
+        if (got <= 0)
+            break;
+        if (!belt__cancel_fired(&p->cancel)) {
+            int64_t t0 = belt__clock_ns(CLOCK_MONOTONIC);
+            for (int k = 0; k < got; k++)
+                p->fn(p->fn_ctx, w->fn_jobs + (size_t)k * p->job_size,
+                      w->fn_results != NULL
+                          ? w->fn_results + (size_t)k * p->res_size
+                          : NULL,
+                      w->index);
+            busy += belt__clock_ns(CLOCK_MONOTONIC) - t0;
+            atomic_store_explicit(&w->busy_ns, busy, memory_order_relaxed);
+        } else {
+            got = -got; /* dropped unrun: no results */
+        }
+        if (per_worker) {
+            unsigned n = (unsigned)(got < 0 ? -got : got);
+            if (atomic_fetch_sub_explicit(&w->load, n,
+                                          memory_order_relaxed) == n &&
+                p->policy->idle != NULL)
+                report_idle(p, w);
+        }
+        /* Results of jobs that ran; a closed results channel refuses them
+         * and they are simply not delivered (they hold no resources). */
+        if (got > 0 && w->fn_results != NULL)
+            belt_chan_send_many(p->results, w->fn_results, (size_t)got, NULL);
+    }
+    free(ops);
+    return NULL;
+}
+
 /* ---- create and free ---------------------------------------------------- */
 
 /* Frees everything create allocated; threads must be joined (or none
@@ -262,6 +416,8 @@ static void pool_destroy(belt_pool *p, bool mutex_ok, bool cancel_ok)
                 belt_chan_free(p->workers[i].jobs);
             if (p->workers[i].has_deque)
                 belt__deque_destroy(&p->workers[i].deque);
+            free(p->workers[i].fn_jobs);
+            free(p->workers[i].fn_results);
         }
         free(p->workers);
     }
@@ -271,14 +427,15 @@ static void pool_destroy(belt_pool *p, bool mutex_ok, bool cancel_ok)
     free(p);
 }
 
-int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
-                           belt_chan *results, belt__thread_create_fn create,
-                           void *create_ctx)
+/* Creates an exec pool (fn NULL: jobs are belt_result *, results belt_result
+ * *) or a function pool (jobs are job_size-byte values; results, when
+ * there is a channel, are its elem_size).  The callers checked the
+ * arguments that differ between the two. */
+static int pool_create(belt_pool **out, const belt_pool_options *o,
+                       belt_chan *results, size_t job_size, belt_pool_fn *fn,
+                       void *fn_ctx, belt__thread_create_fn create,
+                       void *create_ctx)
 {
-    if (out == NULL || o == NULL || results == NULL || create == NULL)
-        return BELT_EINVAL;
-    if (belt_chan_elem_size(results) != sizeof(belt_result *))
-        return BELT_EINVAL;
     if (o->workers > BELT_POOL_MAX_WORKERS)
         return BELT_EINVAL;
     const belt__policy *pol =
@@ -295,7 +452,8 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
     size_t cap = o->queue_capacity;
     if (cap == 0)
         cap = shared ? (size_t)DEFAULT_DEPTH * n : DEFAULT_DEPTH;
-    if (cap > SIZE_MAX / sizeof(belt_result *))
+    size_t elem = fn != NULL ? job_size : sizeof(belt_result *);
+    if (cap > SIZE_MAX / elem)
         return BELT_EINVAL;
 
     belt_pool *p = calloc(1, sizeof *p);
@@ -308,7 +466,12 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
     atomic_init(&p->join_claimed, false);
     atomic_init(&p->nsleepers, 0);
     atomic_init(&p->steals, 0);
-    p->results = belt_chan_ref(results);
+    p->results = results != NULL ? belt_chan_ref(results) : NULL;
+    p->fn = fn;
+    p->fn_ctx = fn_ctx;
+    p->job_size = job_size;
+    p->res_size = fn != NULL && results != NULL ? belt_chan_elem_size(results)
+                                                : 0;
 
     /* From here every failure goes to `fail`, which releases what was
      * made (pool_destroy() is told whether the lock and the cancel token
@@ -344,8 +507,7 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
     rc = BELT_ENOMEM;
     if ((p->joined = belt_chan_bounded(1, 1)) == NULL)
         goto fail;
-    if (shared &&
-        (p->shared = belt_chan_bounded(cap, sizeof(belt_result *))) == NULL)
+    if (shared && (p->shared = belt_chan_bounded(cap, elem)) == NULL)
         goto fail;
     for (unsigned i = 0; i < n; i++) {
         pool_worker *w = &p->workers[i];
@@ -356,11 +518,18 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
         w->pool = p;
         w->index = i;
         w->speed = 1.0;
-        w->jobs = shared ? p->shared
-                         : belt_chan_bounded(cap, sizeof(belt_result *));
+        w->jobs = shared ? p->shared : belt_chan_bounded(cap, elem);
         if (w->jobs == NULL)
             goto fail;
-        if (pol->topology == BELT__TOPO_STEALING) {
+        if (fn != NULL) {
+            w->fn_jobs = malloc(BELT__POOL_BATCH * job_size);
+            if (w->fn_jobs == NULL)
+                goto fail;
+            if (p->res_size > 0 &&
+                (w->fn_results = malloc(BELT__POOL_BATCH * p->res_size)) ==
+                    NULL)
+                goto fail;
+        } else if (pol->topology == BELT__TOPO_STEALING) {
             /* Room for a full inbox's worth plus a batch: it never grows
              * unless cap is huge (then it starts at 1024 and doubles). */
             size_t dcap = cap < 1024 ? cap + BELT__POOL_BATCH : 1024;
@@ -369,7 +538,8 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
             w->has_deque = true;
         }
     }
-    void *(*main_fn)(void *) = pol->topology == BELT__TOPO_STEALING
+    void *(*main_fn)(void *) = fn != NULL ? fn_worker_main
+                               : pol->topology == BELT__TOPO_STEALING
                                    ? belt__pool_steal_main
                                    : worker_main;
 
@@ -378,7 +548,7 @@ int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
         if ((sys_errno = create(create_ctx, &w->thread, main_fn, w)) != 0) {
             /* Stop and join the ones already running; none has a job. */
             close_job_channels(p);
-            if (p->policy->topology == BELT__TOPO_STEALING)
+            if (p->policy->topology == BELT__TOPO_STEALING && fn == NULL)
                 belt__pool_steal_wake_all(p);
             for (unsigned k = 0; k < p->started; k++)
                 pthread_join(p->workers[k].thread, NULL);
@@ -397,6 +567,17 @@ fail:
     return rc;
 }
 
+int belt__pool_create_with(belt_pool **out, const belt_pool_options *o,
+                           belt_chan *results, belt__thread_create_fn create,
+                           void *create_ctx)
+{
+    if (out == NULL || o == NULL || results == NULL || create == NULL)
+        return BELT_EINVAL;
+    if (belt_chan_elem_size(results) != sizeof(belt_result *))
+        return BELT_EINVAL;
+    return pool_create(out, o, results, 0, NULL, NULL, create, create_ctx);
+}
+
 static int create_pthread(void *ctx, pthread_t *thread,
                           void *(*start)(void *), void *arg)
 {
@@ -410,6 +591,17 @@ int belt_pool_create(belt_pool **out, const belt_pool_options *o,
     return belt__pool_create_with(out, o, results, create_pthread, NULL);
 }
 
+int belt_pool_create_fn(belt_pool **out, const belt_pool_options *o,
+                        size_t job_size, belt_pool_fn *fn, void *ctx,
+                        belt_chan *results)
+{
+    if (out == NULL || o == NULL || fn == NULL || job_size == 0 ||
+        job_size > BELT_CHAN_MAX_ELEM)
+        return BELT_EINVAL;
+    return pool_create(out, o, results, job_size, fn, ctx, create_pthread,
+                       NULL);
+}
+
 void belt_pool_options_init(belt_pool_options *o)
 {
     if (o == NULL)
@@ -420,9 +612,31 @@ void belt_pool_options_init(belt_pool_options *o)
 
 /* ---- submit ------------------------------------------------------------- */
 
+/* A per-worker or stealing pool: asks the policy for a worker, counts the
+ * job in its load (under pick_lock, so concurrent senders see each other's
+ * picks) and returns it; the caller takes the load back if its send fails.
+ * A shared pool: NULL (send on p->shared). */
+static pool_worker *pick_worker(belt_pool *p)
+{
+    if (p->shared != NULL)
+        return NULL;
+    belt__load_view view = {
+        .n = p->n, .loads = NULL, .load_fn = belt__pool_worker_load,
+        .ctx = p->workers,
+    };
+    pthread_mutex_lock(&p->pick_lock);
+    unsigned i = p->policy->pick(p->pstate, &view);
+    if (i >= p->n) /* a policy bug must not become a wild write */
+        i %= p->n;
+    pool_worker *w = &p->workers[i];
+    atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->pick_lock);
+    return w;
+}
+
 int belt_pool_submit(belt_pool *p, const belt_job *job)
 {
-    if (p == NULL || job == NULL)
+    if (p == NULL || job == NULL || p->fn != NULL)
         return BELT_EINVAL;
     /* Fast refusal once stopping; a stop that begins after this check is
      * caught by the send below, which fails on a closed channel. */
@@ -433,22 +647,8 @@ int belt_pool_submit(belt_pool *p, const belt_job *job)
         return BELT_ENOMEM;
     r->queued_ns = belt__clock_ns(CLOCK_REALTIME);
 
-    pool_worker *w = NULL;
-    belt_chan *ch = p->shared;
-    if (ch == NULL) {
-        belt__load_view view = {
-            .n = p->n, .loads = NULL, .load_fn = belt__pool_worker_load,
-            .ctx = p->workers,
-        };
-        pthread_mutex_lock(&p->pick_lock);
-        unsigned i = p->policy->pick(p->pstate, &view);
-        if (i >= p->n) /* a policy bug must not become a wild write */
-            i %= p->n;
-        w = &p->workers[i];
-        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&p->pick_lock);
-        ch = w->jobs;
-    }
+    pool_worker *w = pick_worker(p);
+    belt_chan *ch = w != NULL ? w->jobs : p->shared;
     int rc = belt_chan_send(ch, &r);
     if (rc != BELT_OK) {
         if (w != NULL)
@@ -462,6 +662,50 @@ int belt_pool_submit(belt_pool *p, const belt_job *job)
     return BELT_OK;
 }
 
+int belt_pool_send(belt_pool *p, const void *job)
+{
+    if (p == NULL || job == NULL || p->fn == NULL)
+        return BELT_EINVAL;
+    if (atomic_load_explicit(&p->closing, memory_order_acquire))
+        return BELT_CLOSED;
+    pool_worker *w = pick_worker(p);
+    int rc = belt_chan_send(w != NULL ? w->jobs : p->shared, job);
+    if (rc != BELT_OK) {
+        if (w != NULL)
+            atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+        return BELT_CLOSED;
+    }
+    return BELT_OK;
+}
+
+int belt_pool_send_many(belt_pool *p, const void *jobs, size_t n,
+                        size_t *sent)
+{
+    if (sent != NULL)
+        *sent = 0;
+    if (p == NULL || (jobs == NULL && n > 0) || p->fn == NULL)
+        return BELT_EINVAL;
+    if (atomic_load_explicit(&p->closing, memory_order_acquire))
+        return BELT_CLOSED;
+    if (p->shared != NULL) {
+        /* One channel: the whole batch in as few lock round trips as the
+         * buffer allows. */
+        int rc = belt_chan_send_many(p->shared, jobs, n, sent);
+        return rc == BELT_OK ? BELT_OK : BELT_CLOSED;
+    }
+    /* Per-worker queues: the policy places each job (it may balance on
+     * loads that change with every one). */
+    const unsigned char *j = jobs;
+    for (size_t i = 0; i < n; i++) {
+        int rc = belt_pool_send(p, j + i * p->job_size);
+        if (rc != BELT_OK)
+            return rc;
+        if (sent != NULL)
+            *sent = i + 1;
+    }
+    return BELT_OK;
+}
+
 /* ---- stopping ----------------------------------------------------------- */
 
 /* See "Stopping" at the top.  Returns once every worker has exited. */
@@ -471,7 +715,7 @@ static void stop(belt_pool *p, bool cancel)
     if (cancel)
         belt__cancel_fire(&p->cancel); /* before the close: see step 2 */
     close_job_channels(p);
-    if (p->policy->topology == BELT__TOPO_STEALING)
+    if (p->policy->topology == BELT__TOPO_STEALING && p->fn == NULL)
         belt__pool_steal_wake_all(p); /* parked workers see the close (3) */
     if (!atomic_exchange_explicit(&p->join_claimed, true,
                                   memory_order_acq_rel)) {

@@ -1,0 +1,3 @@
+module belt/bench/peers/go/poolsq
+
+go 1.19
