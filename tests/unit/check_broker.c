@@ -893,7 +893,10 @@ END_TEST
 
 /* Starts a server, a one-slot worker and job `id` (command `cmd`) of run
  * `run`; returns a connection once the worker has taken the job (it is
- * pending). */
+ * pending) and its command has started (a marker file it makes first):
+ * pending alone may mean the worker's XREADGROUP reply is still in flight,
+ * and a stop then would leave the entry pending for another worker, as
+ * the worker's essay says, instead of running it. */
 static belt__broker *one_job_taken(server *s, running *w, const char *run,
                                    const char *id, const char *cmd)
 {
@@ -902,10 +905,15 @@ static belt__broker *one_job_taken(server *s, running *w, const char *run,
     ck_assert_int_eq(belt__broker_ensure_group(b, NULL, "0", NULL, 0),
                      BELT_OK);
     worker_start(w, s, 1, 0);
+    char marker[128], full[512];
+    snprintf(marker, sizeof marker, "/tmp/belt-check-broker-%d-%s",
+             (int)getpid(), id);
+    unlink(marker);
+    snprintf(full, sizeof full, ": > %s; %s", marker, cmd);
     belt_job j;
     belt_job_init(&j);
     j.id = id;
-    j.run = cmd;
+    j.run = full;
     const belt_job *ptrs[1] = { &j };
     open_run(b, run);
     ck_assert_int_eq(belt__broker_xadd_jobs(b, NULL, run, ptrs, 1, 0, NULL,
@@ -914,6 +922,10 @@ static belt__broker *one_job_taken(server *s, running *w, const char *run,
     for (int i = 0; i < 1000 && cmd_int(b, 3, pend) != 1; i++)
         tu_sleep_ms(5);
     ck_assert_int_eq(cmd_int(b, 3, pend), 1);
+    for (int i = 0; i < 2000 && access(marker, F_OK) != 0; i++)
+        tu_sleep_ms(5);
+    ck_assert_msg(access(marker, F_OK) == 0, "job %s did not start", id);
+    unlink(marker);
     return b;
 }
 
